@@ -1,0 +1,50 @@
+# fhirgen: `make demo` runs the main job on embedded defaults; `make test` runs lint and the tests.
+# Both create (or reuse) a virtualenv in .venv and install what they need into it.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# The CPU build of torch the tests use; deployments install their own (CUDA) build.
+TEST_TORCH := torch==2.13.0
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "fhirgen needs Python 3.11 or newer on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# Runtime install: enough for `fhirgen demo` and `fhirgen generate`.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+# Everything the tests need, including the CPU torch the model-backend tests load.
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PIP) install "$(TEST_TORCH)"
+	$(PIP) install -e ".[dev,transformers]"
+	@touch $@
+
+demo: $(VENV)/.runtime
+	$(BIN)/fhirgen demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/bulk_memory.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-out

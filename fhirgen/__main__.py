@@ -1,0 +1,5 @@
+"""``python -m fhirgen`` runs the CLI."""
+
+from fhirgen.cli import main
+
+main()

@@ -1,0 +1,310 @@
+"""The ``fhirgen`` command line.
+
+Bad input gives one line per problem on stderr (``error: FILE[:LINE]: what``), never a traceback,
+and a non-zero exit status; every other input is still processed.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from fhirgen import __version__
+from fhirgen.config import Settings, load_settings
+from fhirgen.errors import FhirgenError
+from fhirgen.fhir.problems import Problem
+from fhirgen.fhir.values import parse_time
+from fhirgen.generation import backend_names, get_generator
+from fhirgen.offline import OfflineRun, StayOutcome, write_bundle
+
+EXIT_INPUT = 1  # some input failed; the rest was processed
+EXIT_USAGE = 2  # bad settings or options: nothing was processed
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``fhirgen`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="fhirgen")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fhirgen")
+def cli() -> None:
+    """Draft cited discharge summaries and care plans from FHIR records."""
+
+
+class _Output:
+    """Where lines go: above a live progress bar on a terminal, else plain stdout/stderr."""
+
+    def __init__(self, progress: bool | None) -> None:
+        self.interactive = sys.stderr.isatty() if progress is None else progress
+        self._progress: Any = None
+        self._task: Any = None
+
+    @contextmanager
+    def bar(self, total: int, label: str) -> Iterator[None]:
+        if not self.interactive:
+            yield
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            self._progress = progress
+            self._task = progress.add_task(label, total=total)
+            try:
+                yield
+            finally:
+                self._progress = None
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def problem(self, problem: Problem) -> None:
+        self._err(str(problem))
+
+    def info(self, line: str) -> None:
+        """A per-item line: shown when no progress bar is drawn."""
+        if not self.interactive:
+            click.echo(line)
+
+    def _err(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            click.echo(line, err=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _timestamp(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value == "now":
+        return datetime.now(UTC).isoformat(timespec="seconds")
+    zoned = value.endswith("Z") or "+" in value[10:] or "-" in value[10:]
+    if "T" not in value or parse_time(value) is None or not zoned:
+        click.echo(f"error: --timestamp {value!r} is not an ISO date-time with a zone", err=True)
+        sys.exit(EXIT_USAGE)
+    return value
+
+
+_inputs = click.argument(
+    "inputs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True)
+)
+_backend = click.option(
+    "--backend", type=click.Choice(backend_names()), help="Generation backend (FHIRGEN_BACKEND)."
+)
+_encounter = click.option(
+    "--encounter",
+    "encounters",
+    multiple=True,
+    metavar="ID",
+    help="Only this Encounter id (repeatable); any status or class.",
+)
+_progress = click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+
+
+@cli.command()
+@_inputs
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for <encounter-id>.json transaction Bundles.",
+)
+@_encounter
+@_backend
+@click.option(
+    "--timestamp",
+    metavar="ISO|now",
+    help="Date the drafts (default: the discharge time, so output is reproducible).",
+)
+@_progress
+def generate(
+    inputs: tuple[Path, ...],
+    out: Path,
+    encounters: tuple[str, ...],
+    backend: str | None,
+    timestamp: str | None,
+    progress: bool | None,
+) -> None:
+    """Draft every finished inpatient stay in INPUT... (Bundles, NDJSON, Bulk export folders).
+
+    Writes OUT/<encounter-id>.json: the transaction Bundle the live system would POST.
+    Exit status 1 if any input or stay failed (the rest is still written), 0 otherwise.
+    """
+    settings = _settings(backend=backend)
+    stamp = _timestamp(timestamp)
+    generator = get_generator(settings.backend)
+    output = _Output(progress)
+    with OfflineRun(settings, output.problem) as run:
+        run.load(list(inputs))
+        with output.bar(run.count_stays(encounters), "drafting"):
+            for outcome in run.stays(generator, encounters=encounters, generated_at=stamp):
+                output.advance()
+                _announce_written(outcome, out, output)
+        click.echo(run.summary.line(), err=True)
+        if run.summary.stays_drafted:
+            click.echo(f"drafts in {out}", err=True)
+        sys.exit(0 if run.summary.ok else EXIT_INPUT)
+
+
+def _announce_written(outcome: StayOutcome, out: Path, output: _Output) -> None:
+    if outcome.draft is None:
+        return
+    path = write_bundle(out, outcome.encounter_id, outcome.draft.bundle)
+    sentences = sum(len(list(d.sentences())) for d in outcome.draft.drafts.values())
+    ms = sum(outcome.draft.timings.values())
+    output.info(
+        f"drafted Encounter/{outcome.encounter_id} -> {path} "
+        f"({len(outcome.draft.facts)} facts, {sentences} sentences, {ms:.1f} ms)"
+    )
+
+
+@cli.command("eval")
+@_inputs
+@_encounter
+@_backend
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@_progress
+def evaluate(
+    inputs: tuple[Path, ...],
+    encounters: tuple[str, ...],
+    backend: str | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Run the pipeline on INPUT... and check its output.
+
+    Reports per stay and overall: FHIR validity, sections present, uncited sentences, citations
+    to unknown facts, and whether each diagnosis, discharge medication, procedure and allergy is
+    named in the text. Exit status 0 only when every stay passes every check.
+    """
+    from fhirgen.evaluation import EvaluationTotals, evaluate_stay
+
+    settings = _settings(backend=backend)
+    generator = get_generator(settings.backend)
+    output = _Output(progress if not as_json else False)
+    totals = EvaluationTotals()
+    per_stay = []
+    with OfflineRun(settings, output.problem) as run:
+        run.load(list(inputs))
+        with output.bar(run.count_stays(encounters), "evaluating"):
+            for outcome in run.stays(generator, encounters=encounters, validate=False):
+                output.advance()
+                if outcome.draft is None:
+                    totals.failed_stays += 1
+                    continue
+                result = evaluate_stay(outcome.draft)
+                totals.add(result)
+                per_stay.append(result)
+                if not as_json and not result.passed:
+                    click.echo(_failure_line(result))
+    summary = totals.as_dict()
+    if as_json:
+        report = {"overall": summary, "stays": [r.as_dict() for r in per_stay]}
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_summary(summary)
+    sys.exit(0 if totals.ok and run.summary.errors == 0 else EXIT_INPUT)
+
+
+def _failure_line(result: Any) -> str:
+    reasons = []
+    if not result.valid:
+        reasons.append(f"invalid FHIR ({result.validation_errors[0]})")
+    if result.sections_missing:
+        reasons.append(f"missing sections: {', '.join(result.sections_missing)}")
+    if result.uncited_sentences:
+        reasons.append(f"{result.uncited_sentences} uncited sentences")
+    if result.unknown_citations:
+        reasons.append(f"{result.unknown_citations} citations to unknown facts")
+    for family, coverage in result.coverage.items():
+        if coverage.missing:
+            reasons.append(f"{family} not mentioned: {'; '.join(coverage.missing)}")
+    return f"FAIL Encounter/{result.encounter_id}: {' | '.join(reasons)}"
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="fhirgen eval", show_header=True)
+    table.add_column("check")
+    table.add_column("result", justify="right")
+    table.add_row("stays evaluated", str(summary["stays"]))
+    table.add_row("stays that failed to draft", str(summary["stays_failed_to_draft"]))
+    table.add_row("stays passing every check", str(summary["passed"]))
+    table.add_row("valid FHIR R4 output", f"{summary['valid_fhir_percent']}%")
+    table.add_row("sentences", str(summary["sentences"]))
+    table.add_row("sentences without citations", str(summary["uncited_sentences"]))
+    table.add_row("citations to unknown facts", str(summary["unknown_citations"]))
+    table.add_row("sections missing", str(summary["sections_missing"]))
+    for family, (mentioned, expected) in summary["mentioned"].items():
+        table.add_row(f"{family.replace('_', ' ')} mentioned", f"{mentioned}/{expected}")
+    timing = f"{summary['ms_per_stay_mean']} / {summary['ms_per_stay_p95']}"
+    table.add_row("ms per stay (mean / p95)", timing)
+    Console().print(table)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "-o",
+    default=Path("demo-out"),
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the drafts.",
+)
+def demo(out: Path) -> None:
+    """Draft the sample stays shipped with fhirgen and show one of the drafts."""
+    samples = files("fhirgen") / "samples"
+    inputs = [Path(str(samples / "stays")), Path(str(samples / "bulk"))]
+    settings = _settings()
+    generator = get_generator(settings.backend)
+    output = _Output(progress=False)
+    written: list[Path] = []
+    with OfflineRun(settings, output.problem) as run:
+        run.load(inputs)
+        for outcome in run.stays(generator):
+            if outcome.draft is not None:
+                written.append(write_bundle(out, outcome.encounter_id, outcome.draft.bundle))
+        summary = run.summary
+    click.echo(f"fhirgen {__version__}: {summary.line()}")
+    click.echo(f"Transaction Bundles (what the EHR would receive) are in {out.resolve()}/:")
+    for path in written:
+        click.echo(f"  {path.name}")
+    if written:
+        first = orjson.loads(written[0].read_bytes())
+        document = first["entry"][1]["resource"]
+        text = base64.b64decode(document["content"][0]["attachment"]["data"]).decode()
+        click.echo(f"\nThe discharge summary in {written[0].name}:\n")
+        click.echo(text)
+    sys.exit(0 if summary.ok else EXIT_INPUT)

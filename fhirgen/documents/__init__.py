@@ -1,0 +1,13 @@
+"""Document kinds fhirgen drafts; adding a kind is adding one module and one line here."""
+
+from __future__ import annotations
+
+from fhirgen.documents import care_plan, discharge_summary
+from fhirgen.documents.base import DocumentKind, Draft, Section, SectionSpec, Sentence
+
+DOCUMENT_KINDS: dict[str, DocumentKind] = {
+    discharge_summary.KIND.key: discharge_summary.KIND,
+    care_plan.KIND.key: care_plan.KIND,
+}
+
+__all__ = ["DOCUMENT_KINDS", "DocumentKind", "Draft", "Section", "SectionSpec", "Sentence"]

@@ -1,0 +1,112 @@
+"""One patient's resources, with FHIR reference resolution.
+
+A ``PatientRecord`` is what both the offline reader (files) and the live reader (the EHR's API)
+hand to the pipeline, so the same record gives the same drafts on both paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+Resource = Mapping[str, Any]
+
+
+def reference_key(reference: Any, aliases: Mapping[str, str] | None = None) -> str | None:
+    """The ``Type/id`` a literal reference points at, or None.
+
+    Accepts a Reference object or its ``reference`` string: relative (``Patient/1``), versioned
+    (``Patient/1/_history/2``), absolute (``https://ehr/fhir/Patient/1``), or a Bundle fullUrl
+    such as ``urn:uuid:…`` found in ``aliases``. Contained (``#x``), conditional
+    (``Patient?identifier=…``) and logical references give None: there is nothing to resolve.
+    """
+    if isinstance(reference, Mapping):
+        reference = reference.get("reference")
+    if not isinstance(reference, str) or not reference or reference.startswith("#"):
+        return None
+    if aliases and reference in aliases:
+        return aliases[reference]
+    if reference.startswith("urn:") or "?" in reference:
+        return None
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2:
+        return None
+    rtype, rid = parts[-2], parts[-1]
+    if _TYPE.match(rtype) and _ID.match(rid):
+        return f"{rtype}/{rid}"
+    return None
+
+
+def resource_key(resource: Resource) -> str:
+    """``Type/id`` of a resource."""
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+class PatientRecord:
+    """The resources of one patient, indexed by type and by ``Type/id``.
+
+    ``lookup`` fetches resources outside the patient compartment (Medication, Practitioner,
+    Organization…) on demand; ``aliases`` maps Bundle fullUrls (``urn:uuid:…``) to ``Type/id``.
+    """
+
+    def __init__(
+        self,
+        patient_id: str,
+        resources: Iterable[Resource],
+        *,
+        aliases: Mapping[str, str] | None = None,
+        lookup: Callable[[str], Resource | None] | None = None,
+        origins: Mapping[str, str] | None = None,
+    ) -> None:
+        self.patient_id = patient_id
+        by_key: dict[str, Resource] = {}
+        by_type: dict[str, list[Resource]] = {}
+        for resource in resources:
+            by_key[resource_key(resource)] = resource
+            by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
+        self._by_key = by_key
+        self._by_type = {rtype: tuple(items) for rtype, items in by_type.items()}
+        self._aliases: Mapping[str, str] = aliases if aliases is not None else {}
+        self._lookup = lookup
+        self._origins = MappingProxyType(dict(origins or {}))
+
+    @property
+    def patient(self) -> Resource | None:
+        """The Patient resource, when the record has it."""
+        return self._by_key.get(f"Patient/{self.patient_id}")
+
+    def of_type(self, resource_type: str) -> tuple[Resource, ...]:
+        """All resources of one type, in input order."""
+        return self._by_type.get(resource_type, ())
+
+    def key(self, reference: Any) -> str | None:
+        """``Type/id`` of a reference, resolving this record's fullUrl aliases."""
+        return reference_key(reference, self._aliases)
+
+    def get(self, key: str) -> Resource | None:
+        """The resource with this ``Type/id``, from the record or from ``lookup``."""
+        found = self._by_key.get(key)
+        if found is None and self._lookup is not None:
+            found = self._lookup(key)
+            if found is not None:
+                self._by_key[key] = found
+        return found
+
+    def resolve(self, reference: Any) -> Resource | None:
+        """The resource a Reference points at, or None when it is not in the input."""
+        key = self.key(reference)
+        return self.get(key) if key else None
+
+    def origin(self, key: str) -> str:
+        """Where a resource was read from (``file:line``), for messages; empty if unknown."""
+        return self._origins.get(key, "")
+
+    def __len__(self) -> int:
+        return sum(len(items) for items in self._by_type.values())

@@ -1,0 +1,476 @@
+"""Drafts as the FHIR resources the EHR receives: one ``transaction`` Bundle per stay.
+
+The Bundle holds the generating Device, the discharge-summary DocumentReference (US Core clinical
+note, ``docStatus=preliminary``, plain text and HTML), the CarePlan (US Core, ``status=draft``)
+and the Provenance that ties them to the model and to the chart resources they cite. Everything
+we generate is labelled AI-asserted (``meta.security`` AIAST). Creates are conditional on a
+deterministic identifier, and the Provenance (R4 gives it no identifier) is PUT to a
+deterministic id, so replaying the Bundle leaves exactly one of each.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fhirgen import __version__
+from fhirgen.context import StayContext
+from fhirgen.documents import care_plan, discharge_summary
+from fhirgen.documents.base import Draft
+from fhirgen.facts import Fact, FactKind, FactSet
+from fhirgen.fhir.record import reference_key
+from fhirgen.fhir.values import LOINC, format_date, parse_time
+
+AIAST = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "AIAST",
+    "display": "Artificial Intelligence asserted",
+}
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition"
+DEVICE_SYSTEM = "urn:fhirgen:device"
+XHTML = "http://www.w3.org/1999/xhtml"
+
+
+@dataclass(frozen=True)
+class Author:
+    """What wrote the drafts: the backend and its model, named on the Device."""
+
+    backend: str
+    model: str
+    version: str
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.backend}/{self.model}/{self.version}"
+
+
+@dataclass(frozen=True)
+class DraftIds:
+    """Deterministic identifiers of one stay's drafts."""
+
+    document: str
+    care_plan: str
+    provenance_id: str
+
+
+def draft_ids(context: StayContext, system: str) -> DraftIds:
+    """Identifiers for a stay's drafts: encounter, its version and the document kind."""
+    version = str((context.encounter.get("meta") or {}).get("versionId") or "1")
+    base = f"{context.encounter_id}.v{version}"
+    document = f"{base}.{discharge_summary.KIND.key}"
+    digest = hashlib.sha256(f"{system}|{document}".encode()).hexdigest()
+    return DraftIds(document, f"{base}.{care_plan.KIND.key}", f"fhirgen-{digest[:40]}")
+
+
+def render_bundle(
+    context: StayContext,
+    facts: FactSet,
+    summary: Draft,
+    plan: Draft,
+    *,
+    author: Author,
+    generated_at: str,
+    identifier_system: str,
+    replaces: str | None = None,
+) -> dict[str, Any]:
+    """The transaction Bundle for one stay, exactly as it is POSTed to the EHR."""
+    ids = draft_ids(context, identifier_system)
+    urls = {
+        "document": _urn(identifier_system, ids.document),
+        "care_plan": _urn(identifier_system, ids.care_plan),
+    }
+    device_url = _urn(DEVICE_SYSTEM, author.identifier)
+    device = _device(author)
+    document = _document_reference(
+        context, facts, summary, ids.document, identifier_system, device_url, generated_at
+    )
+    if replaces:
+        document["relatesTo"] = [{"code": "replaces", "target": {"reference": replaces}}]
+    plan_resource = _care_plan(
+        context, facts, plan, ids.care_plan, identifier_system, device_url, generated_at
+    )
+    cited = _cited_sources(facts, (summary, plan))
+    provenance = _provenance(
+        ids.provenance_id, [urls["document"], urls["care_plan"]], device_url, cited, generated_at
+    )
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            _conditional_post(device_url, device, DEVICE_SYSTEM, author.identifier),
+            _conditional_post(urls["document"], document, identifier_system, ids.document),
+            _conditional_post(urls["care_plan"], plan_resource, identifier_system, ids.care_plan),
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, ids.provenance_id)}",
+                "resource": provenance,
+                "request": {"method": "PUT", "url": f"Provenance/{ids.provenance_id}"},
+            },
+        ],
+    }
+
+
+def document_text(facts: FactSet, draft: Draft, context: StayContext) -> str:
+    """The draft as plain text: sections, sentences with [n] citations, then the sources."""
+    numbers = _citation_numbers(draft)
+    lines = [
+        f"{draft.title.upper()} - AI-GENERATED DRAFT",
+        "Preliminary: written by software from the chart; a clinician must review and sign it.",
+        f"Stay: {format_date(context.admitted)} to {format_date(context.discharged)}",
+        "",
+    ]
+    for section in draft.sections:
+        lines.append(section.title.upper())
+        for sentence in section.sentences:
+            marks = "".join(f"[{numbers[c]}]" for c in sentence.cites)
+            lines.append(f"{sentence.text} {marks}".rstrip())
+        lines.append("")
+    lines.append("SOURCES")
+    for fact_id, number in numbers.items():
+        fact = facts.get(fact_id)
+        if fact is not None:
+            lines.append(f"[{number}] {fact.text} ({', '.join(fact.sources)})")
+    return "\n".join(lines) + "\n"
+
+
+def document_html(facts: FactSet, draft: Draft, context: StayContext) -> str:
+    """The draft as an HTML document with citation marks linked to its source list."""
+    numbers = _citation_numbers(draft)
+    out = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_esc(draft.title)} (AI-generated draft)</title></head><body>",
+        _draft_body(facts, draft, context, numbers, heading="h1"),
+        "</body></html>\n",
+    ]
+    return "".join(out)
+
+
+def _draft_body(
+    facts: FactSet,
+    draft: Draft,
+    context: StayContext,
+    numbers: Mapping[str, int],
+    *,
+    heading: str,
+) -> str:
+    sub = "h2" if heading == "h1" else "h4"
+    out = [
+        f"<{heading}>{_esc(draft.title)}</{heading}>",
+        "<p><b>AI-generated draft, preliminary.</b> Written by software from the chart; "
+        "a clinician must review and sign it.</p>",
+        f"<p>Stay: {_esc(format_date(context.admitted))} to "
+        f"{_esc(format_date(context.discharged))}</p>",
+    ]
+    for section in draft.sections:
+        out.append(f"<{sub}>{_esc(section.title)}</{sub}>")
+        for sentence in section.sentences:
+            marks = "".join(
+                f'<sup><a href="#src-{numbers[c]}">[{numbers[c]}]</a></sup>' for c in sentence.cites
+            )
+            out.append(f"<p>{_esc(sentence.text)}{marks}</p>")
+    out.append(f"<{sub}>Sources</{sub}><ol>")
+    for fact_id, number in numbers.items():
+        fact = facts.get(fact_id)
+        if fact is not None:
+            refs = ", ".join(fact.sources)
+            out.append(f'<li id="src-{number}">{_esc(fact.text)} ({_esc(refs)})</li>')
+    out.append("</ol>")
+    return "".join(out)
+
+
+def _citation_numbers(draft: Draft) -> dict[str, int]:
+    return {fact_id: n for n, fact_id in enumerate(draft.cited(), start=1)}
+
+
+def _device(author: Author) -> dict[str, Any]:
+    return {
+        "resourceType": "Device",
+        "identifier": [{"system": DEVICE_SYSTEM, "value": author.identifier}],
+        "status": "active",
+        "deviceName": [
+            {"name": f"fhirgen {author.backend} backend", "type": "user-friendly-name"},
+            {"name": author.model, "type": "model-name"},
+        ],
+        "type": {"text": "AI text-generation software"},
+        "version": [{"value": f"fhirgen {__version__}; {author.model} {author.version}"}],
+    }
+
+
+def _document_reference(
+    context: StayContext,
+    facts: FactSet,
+    draft: Draft,
+    identifier: str,
+    system: str,
+    device_url: str,
+    generated_at: str,
+) -> dict[str, Any]:
+    plain = document_text(facts, draft, context).encode()
+    rich = document_html(facts, draft, context).encode()
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "meta": {
+            "profile": [f"{US_CORE}/us-core-documentreference"],
+            "security": [AIAST],
+        },
+        "identifier": [{"system": system, "value": identifier}],
+        "status": "current",
+        "docStatus": "preliminary",
+        "type": {
+            "coding": [
+                {
+                    "system": LOINC,
+                    "code": discharge_summary.LOINC_CODE,
+                    "display": discharge_summary.LOINC_DISPLAY,
+                }
+            ],
+            "text": "Discharge summary (AI-generated draft)",
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/"
+                        "us-core-documentreference-category",
+                        "code": "clinical-note",
+                        "display": "Clinical Note",
+                    }
+                ]
+            }
+        ],
+        "subject": {"reference": f"Patient/{context.patient_id}"},
+        "date": generated_at,
+        "author": [{"reference": device_url}],
+        "description": (
+            "AI-generated draft discharge summary; preliminary until a clinician reviews and "
+            "signs it."
+        ),
+        "content": [
+            _content(plain, "text/plain; charset=utf-8", draft.title, generated_at),
+            _content(rich, "text/html; charset=utf-8", draft.title, generated_at),
+        ],
+        "context": {
+            "encounter": [{"reference": f"Encounter/{context.encounter_id}"}],
+            "period": _period(context),
+        },
+    }
+    custodian = _custodian(context)
+    if custodian:
+        resource["custodian"] = custodian
+    return resource
+
+
+def _content(data: bytes, content_type: str, title: str, created: str) -> dict[str, Any]:
+    return {
+        "attachment": {
+            "contentType": content_type,
+            "language": "en",
+            "data": base64.b64encode(data).decode("ascii"),
+            "size": len(data),
+            "hash": base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode(),
+            "title": title,
+            "creation": created,
+        },
+        "format": {
+            "system": "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode",
+            "code": "urn:ihe:iti:xds:2017:mimeTypeSufficient",
+            "display": "mimeType Sufficient",
+        },
+    }
+
+
+def _care_plan(
+    context: StayContext,
+    facts: FactSet,
+    draft: Draft,
+    identifier: str,
+    system: str,
+    device_url: str,
+    generated_at: str,
+) -> dict[str, Any]:
+    numbers = _citation_numbers(draft)
+    div = _draft_body(facts, draft, context, numbers, heading="h3")
+    resource: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "meta": {"profile": [f"{US_CORE}/us-core-careplan"], "security": [AIAST]},
+        "identifier": [{"system": system, "value": identifier}],
+        "text": {"status": "additional", "div": f'<div xmlns="{XHTML}">{div}</div>'},
+        "status": "draft",
+        "intent": "plan",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
+                        "code": "assess-plan",
+                    }
+                ]
+            }
+        ],
+        "title": "Care plan after discharge (AI-generated draft)",
+        "description": "AI-generated draft care plan; a clinician must review it before use.",
+        "subject": {"reference": f"Patient/{context.patient_id}"},
+        "encounter": {"reference": f"Encounter/{context.encounter_id}"},
+        "period": {"start": as_instant(context.discharged) or generated_at},
+        "created": generated_at,
+        "author": {"reference": device_url},
+    }
+    addresses = [
+        {"reference": source}
+        for fact in care_plan.addressed_problems(facts)
+        for source in fact.sources
+        if source.startswith("Condition/")
+    ]
+    if addresses:
+        resource["addresses"] = addresses
+    goals = [
+        {"reference": source}
+        for fact in facts.of_kind(FactKind.GOAL)
+        for source in fact.sources
+        if source.startswith("Goal/")
+    ]
+    if goals:
+        resource["goal"] = goals
+    activities = [_activity(fact) for fact in care_plan.activity_facts(facts)]
+    if activities:
+        resource["activity"] = activities
+    return resource
+
+
+_ACTIVITY_TARGETS = ("Appointment/", "ServiceRequest/", "MedicationRequest/")
+
+
+def _activity(fact: Fact) -> dict[str, Any]:
+    """A plan activity pointing at the order or appointment it comes from, where one exists."""
+    change = fact.attr("change")
+    if change != "stopped":
+        targets = [s for s in fact.sources if s.startswith(_ACTIVITY_TARGETS)]
+        if targets:
+            return {"reference": {"reference": targets[-1], "display": fact.text[:200]}}
+    detail: dict[str, Any] = {"status": "not-started", "description": fact.text}
+    if fact.kind is FactKind.MEDICATION:
+        detail.update(
+            kind="MedicationRequest", status="stopped" if change == "stopped" else "not-started"
+        )
+    elif fact.kind is FactKind.PLAN_ACTIVITY:
+        detail["status"] = "in-progress"
+    reasons = [
+        {"reference": s}
+        for s in fact.sources
+        if s.startswith(("Observation/", "DiagnosticReport/", "Condition/", "DocumentReference/"))
+    ]
+    if reasons:
+        detail["reasonReference"] = reasons
+    return {"detail": detail}
+
+
+def _provenance(
+    provenance_id: str,
+    targets: Sequence[str],
+    device_url: str,
+    cited: Sequence[str],
+    generated_at: str,
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Provenance",
+        "id": provenance_id,
+        "meta": {"security": [AIAST]},
+        "target": [{"reference": t} for t in targets],
+        "recorded": generated_at,
+        "reason": [{"coding": [AIAST]}],
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                    "display": "create",
+                }
+            ]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/"
+                            "provenance-participant-type",
+                            "code": "author",
+                            "display": "Author",
+                        }
+                    ]
+                },
+                "who": {"reference": device_url},
+            }
+        ],
+        "entity": [{"role": "source", "what": {"reference": source}} for source in cited],
+    }
+
+
+def _cited_sources(facts: FactSet, drafts: Sequence[Draft]) -> list[str]:
+    """Every chart resource a sentence of the drafts rests on, sorted, each once."""
+    sources: set[str] = set()
+    for draft in drafts:
+        for fact_id in draft.cited():
+            fact = facts.get(fact_id)
+            if fact is not None:
+                sources.update(fact.sources)
+    return sorted(sources)
+
+
+def _conditional_post(url: str, resource: dict[str, Any], system: str, value: str) -> dict:
+    rtype = resource["resourceType"]
+    return {
+        "fullUrl": url,
+        "resource": resource,
+        "request": {
+            "method": "POST",
+            "url": rtype,
+            "ifNoneExist": urlencode({"identifier": f"{system}|{value}"}),
+        },
+    }
+
+
+def _urn(system: str, value: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{system}|{value}')}"
+
+
+def _period(context: StayContext) -> dict[str, str]:
+    period = {}
+    start, end = as_instant(context.admitted), as_instant(context.discharged)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    return period
+
+
+def as_instant(value: str | None) -> str | None:
+    """A dateTime as written when it has a time and zone; a bare date as midnight UTC."""
+    if not value:
+        return None
+    if "T" in value and (value.endswith("Z") or value[-6] in "+-"):
+        return value
+    moment = parse_time(value)
+    return moment.isoformat() if moment else None
+
+
+def _custodian(context: StayContext) -> dict[str, str] | None:
+    provider = context.encounter.get("serviceProvider")
+    key = reference_key(provider)
+    resolved = context.referenced.get(key or "") or context.referenced.get(
+        str((provider or {}).get("reference"))
+    )
+    if resolved is not None:
+        return {"reference": f"Organization/{resolved['id']}"}
+    if key and key.startswith("Organization/"):
+        return {"reference": key}
+    return None
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
