@@ -100,6 +100,12 @@ class StayContext:
     def patient_id(self) -> str:
         return str(self.patient["id"])
 
+    def resolved(self, reference: Any) -> Resource | None:
+        """A referenced resource we resolved (practitioner, organization, medication…)."""
+        if isinstance(reference, Mapping) and isinstance(reference.get("reference"), str):
+            return self.referenced.get(reference["reference"])
+        return None
+
     def name_of(self, reference: Any) -> str:
         """Display of a referenced resource we resolved (practitioner, organization…)."""
         if isinstance(reference, Mapping):

@@ -154,9 +154,10 @@ class FactSet:
     facts: tuple[Fact, ...]
 
     def __post_init__(self) -> None:
-        ids = [f.id for f in self.facts]
-        if len(ids) != len(set(ids)):
+        index = {f.id: f for f in self.facts}
+        if len(index) != len(self.facts):
             raise ValueError("fact ids must be unique")
+        object.__setattr__(self, "_index", index)
 
     def __iter__(self) -> Iterator[Fact]:
         return iter(self.facts)
@@ -166,14 +167,11 @@ class FactSet:
 
     def get(self, fact_id: str) -> Fact | None:
         """The fact with this id, or None."""
-        for fact in self.facts:
-            if fact.id == fact_id:
-                return fact
-        return None
+        return self._index.get(fact_id)  # type: ignore[attr-defined]
 
     @property
     def ids(self) -> frozenset[str]:
-        return frozenset(f.id for f in self.facts)
+        return frozenset(self._index)  # type: ignore[attr-defined]
 
     def of_kind(self, *kinds: FactKind) -> tuple[Fact, ...]:
         """Facts of the given kinds, in order."""
@@ -534,7 +532,7 @@ class _FactBuilder:
         ctx = self.ctx
         real = [a for a in ctx.allergies if not _no_known_allergy(a)]
         for allergy in real:
-            name = concept_name(allergy.get("code"), "unnamed substance")
+            name = allergen(concept_name(allergy.get("code"), "unnamed substance"))
             details = []
             for reaction in allergy.get("reaction") or []:
                 shown = ", ".join(
@@ -552,7 +550,7 @@ class _FactBuilder:
                 FactKind.ALLERGY,
                 text,
                 [resource_key(allergy)],
-                names=concept_names(allergy.get("code")),
+                names=[name, *concept_names(allergy.get("code"))],
                 criticality=str(allergy.get("criticality") or ""),
             )
         if real:
@@ -610,12 +608,11 @@ class _FactBuilder:
                     or concept_name(item.get("appointmentType"))
                     or "Appointment"
                 )
+                actors = [(p or {}).get("actor") for p in item.get("participant") or []]
                 who = [
-                    ctx.name_of((p or {}).get("actor"))
-                    for p in item.get("participant") or []
-                    if not str(((p or {}).get("actor") or {}).get("reference", "")).startswith(
-                        "Patient/"
-                    )
+                    ctx.name_of(actor)
+                    for actor in actors
+                    if not _is_patient(actor, ctx.resolved(actor))
                 ]
                 who = [w for w in who if w]
                 when = item.get("start")
@@ -809,6 +806,22 @@ def _resolved_by(condition: Resource, discharged: str | None) -> bool:
     abated, _ = period_bounds(condition, "abatementDateTime", "abatementPeriod")
     moment, end = parse_time(abated), parse_time(discharged)
     return moment is not None and end is not None and moment <= end
+
+
+def allergen(name: str) -> str:
+    """The substance of an allergy name: 'Allergy to penicillin' -> 'penicillin'."""
+    lowered = name.lower()
+    for prefix in ("allergy to ", "allergic to ", "allergy: "):
+        if lowered.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def _is_patient(reference: Any, resolved: Resource | None) -> bool:
+    if resolved is not None:
+        return resolved.get("resourceType") == "Patient"
+    target = str((reference or {}).get("reference", "")) if isinstance(reference, Mapping) else ""
+    return target.startswith("Patient/") or "/Patient/" in target or not target
 
 
 def _no_known_allergy(allergy: Resource) -> bool:

@@ -268,19 +268,22 @@ def _frequency_text(timing: Any) -> str:
     code = timing.get("code")
     if isinstance(code, Mapping) and concept_name(code):
         return concept_name(code).lower()
+    repeat = timing.get("repeat") or {}
+    frequency, period, unit = (
+        repeat.get("frequency"),
+        repeat.get("period"),
+        repeat.get("periodUnit"),
+    )
+    named = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+    if frequency == 1 and period and unit == "h":
+        return f"every {float(period):g} hours"
+    if frequency in named and period == 1 and unit in {"d", "wk"}:
+        return f"{named[frequency]} {'daily' if unit == 'd' else 'weekly'}"
     per_day = _per_day(timing)
     if per_day is None:
         return ""
-    named = {
-        1.0: "once daily",
-        2.0: "twice daily",
-        3.0: "three times daily",
-        4.0: "four times daily",
-    }
-    if per_day in named:
-        return named[per_day]
-    if per_day > 1:
-        return f"every {24 / per_day:g} hours"
+    if per_day >= 1:
+        return f"{per_day:g} times daily"
     return f"every {1 / per_day:g} days"
 
 

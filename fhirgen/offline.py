@@ -175,13 +175,23 @@ class OfflineRun:
         except PermanentError as exc:
             where = getattr(exc, "where", "") or f"Encounter/{encounter_id}"
             problem = Problem(where, str(exc).removeprefix(f"{where}: "))
-            self.summary.stays_failed += 1
-            self._report(problem)
-            return StayOutcome(encounter_id, None, problem)
-        for warning in result.context.warnings:
-            self.report(warning)
-        self.summary.stays_drafted += 1
-        return StayOutcome(encounter_id, result, None)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+            # Input is not validated on the way in (too slow): a resource whose fields have the
+            # wrong JSON shape surfaces here. The stay fails with a clear line; others go on.
+            where = record.origin(f"Encounter/{encounter_id}") or f"Encounter/{encounter_id}"
+            problem = Problem(
+                where,
+                f"Encounter/{encounter_id}: malformed FHIR data in this stay's record "
+                f"({type(exc).__name__}: {exc})",
+            )
+        else:
+            for warning in result.context.warnings:
+                self.report(warning)
+            self.summary.stays_drafted += 1
+            return StayOutcome(encounter_id, result, None)
+        self.summary.stays_failed += 1
+        self._report(problem)
+        return StayOutcome(encounter_id, None, problem)
 
 
 def write_bundle(directory: Path, encounter_id: str, bundle: object) -> Path:

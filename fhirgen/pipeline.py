@@ -16,7 +16,7 @@ from fhirgen.documents.base import Draft
 from fhirgen.errors import PermanentError
 from fhirgen.facts import FactSet, extract_facts
 from fhirgen.fhir.record import PatientRecord, Resource
-from fhirgen.fhir.validation import validation_errors
+from fhirgen.fhir.validation import written_bundle_errors
 from fhirgen.generation import Generator
 from fhirgen.render import Author, as_instant, render_bundle
 from fhirgen.verify import VerificationReport, verify
@@ -82,7 +82,7 @@ def draft_stay(
         identifier_system=identifier_system,
         replaces=replaces,
     )
-    errors = validation_errors(bundle) if validate else []
+    errors = written_bundle_errors(bundle) if validate else []
     if errors:
         raise PermanentError(f"generated Bundle is not valid FHIR R4: {'; '.join(errors[:5])}")
     lap("render")

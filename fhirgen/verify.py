@@ -8,8 +8,9 @@ falls back to its template text. The report says what was dropped and why.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
 
 from fhirgen.documents.base import DocumentKind, Draft, Section, Sentence
 from fhirgen.facts import Fact, FactSet
@@ -46,11 +47,12 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
     dropped: list[Dropped] = []
     fallbacks: list[str] = []
     sections: list[Section] = []
+    support: dict[str, set[str]] = {}
     for spec in kind.sections:
         section = draft.section(spec.key)
         kept: list[Sentence] = []
         for sentence in section.sentences if section else ():
-            reason = sentence_problem(sentence, facts)
+            reason = sentence_problem(sentence, facts, support)
             if reason:
                 dropped.append(Dropped(spec.key, sentence.text, reason))
             else:
@@ -64,8 +66,13 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
     return verified, VerificationReport(draft.kind, tuple(dropped), tuple(fallbacks))
 
 
-def sentence_problem(sentence: Sentence, facts: FactSet) -> str:
-    """Why a sentence cannot go into the chart, or '' when it can."""
+def sentence_problem(
+    sentence: Sentence, facts: FactSet, support: dict[str, set[str]] | None = None
+) -> str:
+    """Why a sentence cannot go into the chart, or '' when it can.
+
+    ``support`` caches each fact's numbers across the sentences of one draft.
+    """
     text = sentence.text.strip()
     if not text:
         return "empty sentence"
@@ -76,8 +83,13 @@ def sentence_problem(sentence: Sentence, facts: FactSet) -> str:
     unknown = [c for c in sentence.cites if facts.get(c) is None]
     if unknown:
         return f"cites unknown fact(s): {', '.join(unknown)}"
-    cited = [f for f in (facts.get(c) for c in sentence.cites) if f is not None]
-    missing = sorted(numbers_in(text) - numbers_in(*_support(cited)))
+    support = {} if support is None else support
+    allowed: set[str] = set()
+    for fact_id in sentence.cites:
+        if fact_id not in support:
+            support[fact_id] = numbers_in(*_support(facts.get(fact_id)))
+        allowed |= support[fact_id]
+    missing = sorted(numbers_in(text) - allowed)
     if missing:
         return f"states number(s) not in the cited facts: {', '.join(missing)}"
     return ""
@@ -85,20 +97,24 @@ def sentence_problem(sentence: Sentence, facts: FactSet) -> str:
 
 def numbers_in(*texts: str) -> set[str]:
     """Numbers written in texts, normalised ('40.0' -> '40', '1,000' -> '1000')."""
-    found: set[str] = set()
-    for text in texts:
-        for match in _NUMBER.findall(text):
-            number = match.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", match) else match
-            number = number.replace(",", ".")
-            if "." in number:
-                number = number.rstrip("0").rstrip(".")
-            found.add(number.lstrip("0") or "0")
-    return found
+    return {_normal_number(match) for text in texts for match in _NUMBER.findall(text)}
 
 
-def _support(facts: Iterable[Fact]) -> list[str]:
+@lru_cache(maxsize=65536)
+def _normal_number(match: str) -> str:
+    if "," in match:
+        # '1,000' groups thousands; '0,5' is a decimal comma.
+        match = (
+            match.replace(",", "")
+            if re.fullmatch(r"\d{1,3}(,\d{3})+", match)
+            else match.replace(",", ".")
+        )
+    return format(Decimal(match).normalize(), "f")
+
+
+def _support(fact: Fact | None) -> list[str]:
     texts: list[str] = []
-    for fact in facts:
+    if fact is not None:
         texts.append(fact.text)
         texts.extend(fact.names)
         texts.extend(f"{v.value} {v.unit} {v.when or ''}" for v in fact.values)

@@ -14,6 +14,7 @@ import gzip
 import re
 import sqlite3
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,8 +136,9 @@ class ResourcePool:
 
     def encounters(self) -> Iterator[tuple[str | None, dict[str, Any]]]:
         """Every Encounter with the patient it belongs to (for counting stays up front)."""
-        rows = self._db.execute("SELECT patient, body FROM res WHERE rtype = 'Encounter'")
-        for patient, body in rows.fetchall():
+        # A cursor of its own, read row by row: a large export has many Encounters.
+        rows = self._db.cursor().execute("SELECT patient, body FROM res WHERE rtype = 'Encounter'")
+        for patient, body in rows:
             yield patient, orjson.loads(body)
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -277,7 +279,8 @@ class Loader:
                 self._load_ndjson(path)
             else:
                 self._load_json(path, named=named)
-        except OSError as exc:
+        except (OSError, EOFError, zlib.error) as exc:
+            # EOFError and zlib.error: a truncated or corrupt .gz file.
             self._fail(str(path), f"cannot read file ({_reason(exc)})")
 
     def _load_json(self, path: Path, *, named: bool) -> None:
@@ -467,9 +470,9 @@ def _lines(handle: IO[bytes], limit: int) -> Iterator[bytes | None]:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return str(exc).split("\n", 1)[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).split("\n", 1)[0] or type(exc).__name__
 
 
 def _mib(size: int) -> str:

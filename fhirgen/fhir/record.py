@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -31,6 +32,11 @@ def reference_key(reference: Any, aliases: Mapping[str, str] | None = None) -> s
         return None
     if aliases and reference in aliases:
         return aliases[reference]
+    return _literal_key(reference)
+
+
+@lru_cache(maxsize=131072)
+def _literal_key(reference: str) -> str | None:
     if reference.startswith("urn:") or "?" in reference:
         return None
     parts = reference.rstrip("/").split("/")
