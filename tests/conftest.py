@@ -1,0 +1,61 @@
+"""Shared fixtures: paths to the shipped samples and the Synthea records, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fhirgen.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "fhirgen" / "samples"
+SYNTHEA = Path(
+    os.environ.get("FHIRGEN_SYNTHEA_DIR", ROOT.parent / "shared" / "testdata" / "synthea")
+)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., CliResult]:
+    """Run ``fhirgen ARGS`` in-process, with settings from a clean environment."""
+    for name in list(os.environ):
+        if name.startswith("FHIRGEN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("FHIRGEN_DATA_DIR", str(tmp_path / "data"))
+
+    def run(*args: str | Path, env: dict[str, str] | None = None) -> CliResult:
+        runner = CliRunner()
+        result = runner.invoke(cli, [str(a) for a in args], env=env, catch_exceptions=True)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def synthea() -> Path:
+    """The Synthea records beside the project; tests using them skip where they are absent."""
+    if not (SYNTHEA / "smart-r4").is_dir():
+        pytest.skip(f"Synthea test data not found at {SYNTHEA} (set FHIRGEN_SYNTHEA_DIR)")
+    return SYNTHEA
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+def sample_inputs() -> Sequence[Path]:
+    return [SAMPLES / "stays", SAMPLES / "bulk"]

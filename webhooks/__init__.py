@@ -1,0 +1,1 @@
+"""The Flask app: notification endpoint, health and metrics, admin console (the live path)."""

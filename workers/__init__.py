@@ -1,0 +1,1 @@
+"""Celery workers: thin tasks that call ``fhirgen`` (the live path; see docs/architecture.md)."""
