@@ -47,6 +47,29 @@ DISCHARGE_SUMMARY_TYPES = frozenset(
 )
 AI_ASSERTED = ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "AIAST")
 
+# The patient-compartment types a stay is built from; readers may skip the rest (Claims,
+# ExplanationOfBenefits, ImagingStudies… are often most of an export's bytes).
+STAY_RESOURCE_TYPES = frozenset(
+    {
+        "Patient",
+        "Encounter",
+        "Condition",
+        "Procedure",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "Observation",
+        "DiagnosticReport",
+        "AllergyIntolerance",
+        "DocumentReference",
+        "Composition",
+        "ServiceRequest",
+        "Appointment",
+        "Goal",
+        "CarePlan",
+    }
+)
+
 _LAB_REPORT_CATEGORIES = {"LAB", "laboratory", "CH", "HM", "MB", "SP", "BLB"}
 _PENDING_RESULT_STATUSES = {"registered", "preliminary", "partial"}
 _USABLE_RESULT_STATUSES = {"final", "amended", "corrected", "appended", "preliminary"}
@@ -187,7 +210,10 @@ class _ContextBuilder:
             meds_during=during,
             administrations=self._administrations(),
             meds_discharge=discharge,
-            observations=tuple(o for o in observations if o.get("status") != "registered"),
+            # Results not final at discharge are stated once, as pending.
+            observations=tuple(
+                o for o in observations if o.get("status") not in _PENDING_RESULT_STATUSES
+            ),
             reports=reports,
             allergies=self._allergies(),
             notes=notes,

@@ -489,7 +489,7 @@ class _FactBuilder:
                     Value("lowest", low.value, low.unit, low.when),
                 ]
             text += f" ({len(readings)} results"
-            trend = _trend(numeric)
+            trend = _trend(numeric, _range_span(group))
             if trend:
                 text += f"; {trend}"
             text += ")"
@@ -758,20 +758,39 @@ def _flag(obs: Resource) -> str:
     return ""
 
 
-def _trend(readings: Sequence[_Reading]) -> str:
-    if len(readings) < 2:
+def _trend(readings: Sequence[_Reading], span: float | None) -> str:
+    """Direction over the stay: rising, falling, stable, or a peak or dip in between.
+
+    A change counts when it exceeds a quarter of the reference range (``span``) where the
+    record gives one, else a tenth of the first value.
+    """
+    values = [r.number for r in readings if r.number is not None]
+    if len(values) < 2:
         return ""
-    first, last = readings[0].number, readings[-1].number
-    if first is None or last is None:
+    first, last = values[0], values[-1]
+    threshold = span / 4 if span else abs(first) / 10
+    if threshold == 0:
         return ""
-    if first == 0:
-        return "rising" if last > 0 else ""
-    change = (last - first) / abs(first)
-    if change > 0.1:
+    high, low = max(values), min(values)
+    if high - max(first, last) > threshold:
+        return "rose then fell" if last - first <= threshold else "peaked, then rose overall"
+    if min(first, last) - low > threshold:
+        return "fell then rose" if first - last <= threshold else "dipped, then fell overall"
+    if last - first > threshold:
         return "rising"
-    if change < -0.1:
+    if first - last > threshold:
         return "falling"
     return "stable"
+
+
+def _range_span(observations: Iterable[Resource]) -> float | None:
+    for obs in observations:
+        for reference in obs.get("referenceRange") or []:
+            low = ((reference or {}).get("low") or {}).get("value")
+            high = ((reference or {}).get("high") or {}).get("value")
+            if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
+                return float(high - low)
+    return None
 
 
 def _group_by_concept(resources: Iterable[Resource], field: str) -> list[list[Resource]]:

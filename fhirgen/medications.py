@@ -161,17 +161,21 @@ def reconcile(context: StayContext) -> tuple[MedicationChange, ...]:
             change = "stopped" if _stopped_during(latest_before, context) else "continued"
         subject = latest_after or latest_before
         assert subject is not None
+        name = medication_name(subject, referenced)
         names = tuple(
             dict.fromkeys(
-                n
-                for r in (*before, *after)
-                for n in concept_names(medication_concept(r, referenced))
+                [name]
+                + [
+                    n
+                    for r in (*after, *before)
+                    for n in concept_names(medication_concept(r, referenced))
+                ]
             )
         )
         changes.append(
             MedicationChange(
                 change=change,
-                name=medication_name(subject, referenced),
+                name=name,
                 names=names,
                 before=before,
                 after=after,

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from fhirgen.config import Settings
-from fhirgen.context import find_stays, is_inpatient_stay
+from fhirgen.context import STAY_RESOURCE_TYPES, find_stays, is_inpatient_stay
 from fhirgen.errors import PermanentError
 from fhirgen.fhir.loading import Loader, ResourcePool
 from fhirgen.fhir.problems import Problem
@@ -135,7 +135,7 @@ class OfflineRun:
                 e for p, e in self.pool.encounters() if p is None and is_inpatient_stay(e, classes)
             ]
         for patient_id in patients:
-            record = self.pool.record(patient_id)
+            record = self.pool.record(patient_id, STAY_RESOURCE_TYPES)
             if encounters:
                 named = (record.get(f"Encounter/{e}") for e in wanted[patient_id])
                 stays = [e for e in named if e is not None]

@@ -120,7 +120,9 @@ def condition_at_discharge(facts: FactSet) -> tuple[Sentence, ...]:
 
 def patient_instructions(facts: FactSet) -> tuple[Sentence, ...]:
     sentences: list[Sentence] = []
-    medications = facts.of_kind(FactKind.MEDICATION)
+    medications = sorted(
+        facts.of_kind(FactKind.MEDICATION), key=lambda f: _CHANGE_ORDER[f.attr("change")]
+    )
     for fact in medications:
         change = fact.attr("change")
         after = next((v.value for v in fact.values if v.label == "after"), "")
@@ -128,8 +130,8 @@ def patient_instructions(facts: FactSet) -> tuple[Sentence, ...]:
             how = f": {after}" if after else " as prescribed"
             sentences.append(say(f"Start taking {fact.name}{how}", [fact]))
         elif change == "changed":
-            how = f": now {after}" if after else ""
-            sentences.append(say(f"Change how you take {fact.name}{how}", [fact]))
+            how = f" from now on: {after}" if after else ""
+            sentences.append(say(f"Take {fact.name} differently{how}", [fact]))
         elif change == "stopped":
             sentences.append(say(f"Stop taking {fact.name}", [fact]))
     continued = [f for f in medications if f.attr("change") == "continued"]

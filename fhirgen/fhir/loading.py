@@ -146,16 +146,22 @@ class ResourcePool:
         row = self._db.execute("SELECT body FROM res WHERE key = ?", (key,)).fetchone()
         return orjson.loads(row[0]) if row else None
 
-    def record(self, patient_id: str) -> PatientRecord:
-        """The patient's resources as a PatientRecord that resolves references into the pool."""
+    def record(self, patient_id: str, types: Iterable[str] | None = None) -> PatientRecord:
+        """The patient's resources as a PatientRecord that resolves references into the pool.
+
+        ``types`` limits the record to the resource types a caller reads (others stay on disk).
+        """
         self._ensure_indexes()
         resources: list[dict[str, Any]] = []
         aliases: dict[str, str] = {}
         origins: dict[str, str] = {}
         rows = self._db.execute(
-            "SELECT key, full_url, origin, body FROM res WHERE patient = ?", (patient_id,)
+            "SELECT key, full_url, origin, body, rtype FROM res WHERE patient = ?", (patient_id,)
         )
-        for key, full_url, origin, body in rows:
+        wanted = frozenset(types) if types is not None else None
+        for key, full_url, origin, body, rtype in rows:
+            if wanted is not None and rtype not in wanted:
+                continue
             resources.append(orjson.loads(body))
             origins[key] = origin
             if full_url:
@@ -187,15 +193,26 @@ class _PoolAliases(Mapping[str, str]):
     def __init__(self, db: sqlite3.Connection, local: dict[str, str]) -> None:
         self._db = db
         self._local = local
+        self._missing: set[str] = set()
 
     def __getitem__(self, url: str) -> str:
         if url in self._local:
             return self._local[url]
+        if not url.startswith("urn:") or url in self._missing:
+            raise KeyError(url)  # only urn: fullUrls are stored as aliases
         row = self._db.execute("SELECT key FROM res WHERE full_url = ?", (url,)).fetchone()
         if row is None:
+            self._missing.add(url)
             raise KeyError(url)
         self._local[url] = row[0]
         return row[0]
+
+    def __contains__(self, url: object) -> bool:
+        try:
+            self[str(url)]
+        except KeyError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._local)
