@@ -110,10 +110,37 @@ def test_lab_facts_give_first_last_extremes_flags_and_trend():
     assert creatinine.kind is FactKind.LAB
     assert creatinine.text == (
         "Creatinine: first 1.31 mg/dL (high) on 2 Mar 2026, last 1.02 mg/dL on 5 Mar 2026, "
-        "highest 1.84 mg/dL (high), lowest 1.02 mg/dL (3 results; falling)"
+        "highest 1.84 mg/dL (high), lowest 1.02 mg/dL (3 results; rose then fell)"
     )
     assert creatinine.attr("abnormal") == "high"
     assert creatinine.sources == ("Observation/k1", "Observation/k2", "Observation/k3")
+
+
+@pytest.mark.parametrize(
+    ("values", "low", "high", "trend"),
+    [
+        ([38.9, 38.1, 37.2, 36.9], 36.1, 37.8, "falling"),  # 2 °C is a lot: judged by the range
+        ([88, 91, 95], 94, 100, "rising"),
+        ([140, 139, 141], 135, 145, "stable"),
+        ([3.3, 3.2, 3.9, 4.3], None, None, "rising"),  # no range: a tenth of the first value
+    ],
+)
+def test_trend_is_judged_against_the_reference_range(values, low, high, trend):
+    results = [
+        lab(
+            f"t{i}",
+            "8310-5",
+            "Temperature",
+            v,
+            "Cel",
+            f"2026-03-0{2 + i}T08:00:00-05:00",
+            low=low,
+            high=high,
+        )
+        for i, v in enumerate(values)
+    ]
+    fact = next(f for f in _facts([*small_stay(), *results]) if f.name == "Temperature")
+    assert fact.text.endswith(f"({len(values)} results; {trend})")
 
 
 def test_pending_results_and_follow_ups():
