@@ -1,9 +1,12 @@
 # fhirgen: `make demo` runs the main job on embedded defaults; `make test` runs lint and the tests.
 # Both create (or reuse) a virtualenv in .venv and install what they need into it.
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+# The first Python 3.11+ found (python3 first: the CPU torch wheel the tests pin is built for it).
+ifndef PYTHON
+PYTHON := $(shell for p in python3 python3.11 python3.12 python3.13; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
 	&& { command -v $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
