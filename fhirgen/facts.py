@@ -45,6 +45,7 @@ class FactKind(StrEnum):
     """The families of facts, in the order a reader meets them."""
 
     STAY = "stay"
+    CARE_TEAM = "care-team"
     REASON = "reason"
     DIAGNOSIS = "diagnosis"
     PROBLEM = "problem"
@@ -67,6 +68,7 @@ class FactKind(StrEnum):
 
 _PREFIX = {
     FactKind.STAY: "stay",
+    FactKind.CARE_TEAM: "team",
     FactKind.REASON: "rsn",
     FactKind.DIAGNOSIS: "dx",
     FactKind.PROBLEM: "prob",
@@ -189,6 +191,7 @@ def extract_facts(context: StayContext) -> FactSet:
     """All facts of a stay: an immutable, deterministic list."""
     builder = _FactBuilder(context)
     builder.stay()
+    builder.care_team()
     builder.reasons()
     builder.conditions()
     builder.procedures()
@@ -275,6 +278,29 @@ class _FactBuilder:
             date=ctx.admitted,
             encounter_class=classes,
         )
+
+    def care_team(self) -> None:
+        """Clinicians named on the Encounter (resolved Practitioners, or their display)."""
+        roles: dict[str, list[str]] = {}
+        sources: list[str] = [self.encounter]
+        for participant in self.ctx.encounter.get("participant") or []:
+            individual = (participant or {}).get("individual")
+            resolved = self.ctx.resolved(individual)
+            if resolved is not None and resolved.get("resourceType") == "Patient":
+                continue
+            name = self.ctx.name_of(individual)
+            if not name:
+                continue
+            held = roles.setdefault(name, [])
+            for concept in (participant or {}).get("type") or []:
+                role = concept_name(concept).lower()
+                if role and role not in held:
+                    held.append(role)
+            if resolved is not None:
+                sources.append(resource_key(resolved))
+        if roles:
+            members = [f"{n} ({', '.join(r)})" if r else n for n, r in roles.items()]
+            self.add(FactKind.CARE_TEAM, f"Care team: {'; '.join(members)}", sources)
 
     def reasons(self) -> None:
         ctx = self.ctx

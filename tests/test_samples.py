@@ -139,12 +139,12 @@ def test_pneumonia_pending_culture_and_follow_ups(drafts):
 
 def test_empty_sections_say_so_plainly(drafts):
     text = _summary(drafts, CHEST_PAIN)
-    assert _section(text, "Follow-up") == [
-        "No follow-up appointments or referrals are recorded. [26]"
+    assert _statements(text, "Follow-up") == [
+        "No follow-up appointments or referrals are recorded."
     ]
-    assert _section(text, "Allergies") == ["No allergies are recorded. [24]"]
-    assert _section(text, "Results pending at discharge") == [
-        "No results were pending at discharge. [25]"
+    assert _statements(text, "Allergies") == ["No allergies are recorded."]
+    assert _statements(text, "Results pending at discharge") == [
+        "No results were pending at discharge."
     ]
     plan = _bundle(drafts, CHEST_PAIN)["entry"][2]["resource"]
     assert "No care goals are recorded." in plan["text"]["div"]
@@ -190,3 +190,12 @@ def test_demo_drafts_the_samples_and_shows_one(tmp_path, run_cli):
     assert sorted(p.stem for p in (tmp_path / "demo").glob("*.json")) == sorted(ALL)
     assert "5 stays drafted, 0 failed" in result.stdout
     assert "DISCHARGE SUMMARY - AI-GENERATED DRAFT" in result.stdout
+
+
+def test_care_team_is_named_and_the_patient_is_not(drafts):
+    course = _statements(_summary(drafts, HEART_FAILURE), "Hospital course")
+    assert (
+        "Care team: Thomas Okonkwo, MD (admitter); Priya Raman, MD (attender, discharger)."
+        in course
+    )
+    assert "kowalczyk" not in _everything_written(drafts, HEART_FAILURE).lower()

@@ -36,6 +36,7 @@ def reason_for_admission(facts: FactSet) -> tuple[Sentence, ...]:
 
 def hospital_course(facts: FactSet) -> tuple[Sentence, ...]:
     sentences = [say(_stay(facts).text, [_stay(facts)])]
+    sentences.extend(each(facts.of_kind(FactKind.CARE_TEAM)))
     procedures = facts.of_kind(FactKind.PROCEDURE)
     if procedures:
         names = listing([p.name for p in procedures])
