@@ -184,8 +184,8 @@ def test_eval_passes_on_the_samples(run_cli):
     assert overall["mentioned"]["discharge_medications"] == [16, 16]
 
 
-def test_demo_drafts_the_samples_and_shows_one(tmp_path, run_cli):
-    result = run_cli("demo", "--out", tmp_path / "demo")
+def test_offline_demo_drafts_the_samples_and_shows_one(tmp_path, run_cli):
+    result = run_cli("demo", "--offline", "--out", tmp_path / "demo")
     assert result.code == 0, result.stderr
     assert sorted(p.stem for p in (tmp_path / "demo").glob("*.json")) == sorted(ALL)
     assert "5 stays drafted, 0 failed" in result.stdout
