@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 
 from fhirgen.fhir.problems import Problem
-from fhirgen.fhir.record import PatientRecord, reference_key
+from fhirgen.fhir.record import PatientRecord, patient_of
 from fhirgen.fhir.resource_types import RESOURCE_TYPES
 
 Report = Callable[[Problem], None]
@@ -31,7 +31,6 @@ Report = Callable[[Problem], None]
 JSON_SUFFIXES = (".json", ".json.gz")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 
 
 @dataclass
@@ -384,7 +383,7 @@ class Loader:
         if not isinstance(rid, str) or not _ID.match(rid):
             self._fail(where, f"{rtype} has no valid id ({rid!r})")
             return
-        patient = _patient_id(data, aliases)
+        patient = patient_of(data, aliases)
         problem = self.pool.add(data, patient=patient, origin=where, full_url=full_url, body=body)
         if problem:
             self._fail(problem.where, problem.message)
@@ -427,21 +426,6 @@ class Loader:
         if file not in self.stats.failed_files:
             self.stats.failed_files.append(file)
         self.report(Problem(where, message))
-
-
-def _patient_id(resource: Mapping[str, Any], aliases: Mapping[str, str]) -> str | None:
-    if resource["resourceType"] == "Patient":
-        return str(resource["id"])
-    for name in _PATIENT_FIELDS:
-        key = reference_key(resource.get(name), aliases)
-        if key and key.startswith("Patient/"):
-            return key.removeprefix("Patient/")
-    if resource["resourceType"] == "Appointment":
-        for participant in resource.get("participant") or []:
-            key = reference_key((participant or {}).get("actor"), aliases)
-            if key and key.startswith("Patient/"):
-                return key.removeprefix("Patient/")
-    return None
 
 
 def _is_bulk_manifest(path: Path) -> bool:

@@ -50,6 +50,24 @@ def _literal_key(reference: str) -> str | None:
     return None
 
 
+def patient_of(resource: Resource, aliases: Mapping[str, str] | None = None) -> str | None:
+    """The id of the patient a resource belongs to: the Patient itself, its ``subject``,
+    ``patient`` or ``beneficiary``, or an Appointment's patient participant."""
+    if resource.get("resourceType") == "Patient":
+        return str(resource.get("id"))
+    for name in ("subject", "patient", "beneficiary"):
+        key = reference_key(resource.get(name), aliases)
+        if key and key.startswith("Patient/"):
+            return key.removeprefix("Patient/")
+    if resource.get("resourceType") == "Appointment":
+        for participant in resource.get("participant") or []:
+            actor = participant.get("actor") if isinstance(participant, Mapping) else None
+            key = reference_key(actor, aliases)
+            if key and key.startswith("Patient/"):
+                return key.removeprefix("Patient/")
+    return None
+
+
 def resource_key(resource: Resource) -> str:
     """``Type/id`` of a resource."""
     return f"{resource.get('resourceType')}/{resource.get('id')}"
@@ -87,6 +105,10 @@ class PatientRecord:
     def patient(self) -> Resource | None:
         """The Patient resource, when the record has it."""
         return self._by_key.get(f"Patient/{self.patient_id}")
+
+    def resources(self) -> tuple[Resource, ...]:
+        """Every resource of the record, including those fetched through ``lookup`` so far."""
+        return tuple(self._by_key.values())
 
     def of_type(self, resource_type: str) -> tuple[Resource, ...]:
         """All resources of one type, in input order."""
