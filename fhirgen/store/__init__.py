@@ -1,0 +1,626 @@
+"""The job store: subscriptions, notification events, jobs and their state machine, audit log.
+
+SQLAlchemy over SQLite by default (WAL and a busy timeout, so the webhook and workers can share
+one file) or PostgreSQL by URL. The schema is managed by Alembic; ``Store.migrate()`` brings a
+database to the current revision and is safe to call from several processes at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    Row,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError as StoreError
+
+from fhirgen.store.models import (
+    AuditEntry,
+    Draft,
+    Job,
+    JobArtifact,
+    NotificationEvent,
+    Setting,
+    Subscription,
+)
+
+__all__ = ["JOB_STATES", "IntakeResult", "Store", "StoreError", "utcnow"]
+
+JOB_STATES = (
+    "received",
+    "reading",
+    "generating",
+    "writing",
+    "done",
+    "skipped",
+    "failed",
+    "cancelled",
+)
+ACTIVE_STATES = ("received", "reading", "generating", "writing")
+FINAL_STATES = ("done", "skipped", "failed", "cancelled")
+_NEXT = {
+    "received": {"reading", "skipped", "failed", "cancelled"},
+    "reading": {"generating", "skipped", "failed", "cancelled", "reading"},
+    "generating": {"writing", "failed", "cancelled", "generating"},
+    "writing": {"done", "failed", "writing"},
+    "failed": {"received"},  # retried from the console
+    "done": set(),
+    "skipped": set(),
+    "cancelled": {"received"},
+}
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Datetimes read back from SQLite lose their zone; everything we store is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What recording one notification did: events stored, jobs to enqueue, gaps seen.
+
+    ``jobs`` are the jobs this caller must hand to the broker: new ones, and waiting ones whose
+    earlier enqueue failed. A job is claimed for enqueueing once, so duplicates send nothing.
+    """
+
+    events: int
+    jobs: tuple[str, ...]
+    gap: tuple[int, int] | None = None  # first and last missing event number
+    reconcile: bool = False  # the notification says "something changed" without saying what
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Store:
+    """All reads and writes of fhirgen's own state."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Store:
+        return cls(settings.resolved_database_url)
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest revision (serialised across processes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self._migration_lock(), self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(724001)"))
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(724001)"))
+                    connection.commit()
+            return
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate.lock", "w") as handle:  # noqa: PTH123
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def add_subscription(self, **values: Any) -> None:
+        now = utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(Subscription).values(created_at=now, updated_at=now, **values)
+            )
+
+    def subscription(self, subscription_id: str) -> Row | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(Subscription).where(Subscription.id == subscription_id)
+            ).first()
+
+    def subscriptions(self) -> Sequence[Row]:
+        with self.engine.connect() as connection:
+            return connection.execute(select(Subscription).order_by(Subscription.created_at)).all()
+
+    def update_subscription(self, subscription_id: str, **values: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Subscription)
+                .where(Subscription.id == subscription_id)
+                .values(updated_at=utcnow(), **values)
+            )
+
+    def count_recovery(self, subscription_id: str) -> None:
+        """A reconciliation ran for a gap this subscription had."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Subscription)
+                .where(Subscription.id == subscription_id)
+                .values(gaps_recovered=Subscription.gaps_recovered + 1)
+            )
+
+    # -- intake: one transaction per notification -------------------------------------------
+
+    def record_notification(
+        self,
+        subscription_id: str,
+        kind: str,
+        *,
+        events: Iterable[tuple[int | None, str | None]] = (),
+        events_since: int | None = None,
+        now: datetime | None = None,
+    ) -> IntakeResult:
+        """Record a notification and create a job per Encounter it names (deduplicated).
+
+        ``events`` are (event number, focus ``Type/id``) pairs; a rest-hook notification is one
+        event without a number. An Encounter that already has a job waiting to start gets no
+        second one: the waiting job re-reads the Encounter anyway.
+        """
+        now = now or utcnow()
+        events = list(events)
+        new_jobs: list[str] = []
+        notes: list[str] = []
+        gap: tuple[int, int] | None = None
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(Subscription.events_since).where(Subscription.id == subscription_id)
+            ).first()
+            last_seen = row.events_since if row else 0
+            numbers = sorted(n for n, _ in events if n is not None)
+            expected = last_seen + 1
+            if numbers and numbers[0] > expected:
+                gap = (expected, numbers[0] - 1)
+            elif not numbers and events_since is not None and events_since > last_seen:
+                # A heartbeat or status that counts more events than we received.
+                gap = (last_seen + 1, events_since)
+            highest = max([last_seen, *numbers, *([events_since] if events_since else [])])
+            values: dict[str, Any] = {
+                "notifications": Subscription.notifications + 1,
+                "last_notification_at": now,
+                "events_since": highest,
+                "updated_at": now,
+            }
+            if kind == "heartbeat":
+                values["last_heartbeat_at"] = now
+            if gap:
+                values["gaps_detected"] = Subscription.gaps_detected + 1
+                notes.append(f"gap: events {gap[0]}-{gap[1]} missing")
+            connection.execute(
+                update(Subscription).where(Subscription.id == subscription_id).values(**values)
+            )
+            rows: list[dict[str, Any]] = []
+            for number, focus in events or [(None, None)]:
+                job_id = None
+                if focus and focus.startswith("Encounter/"):
+                    if number is not None and number <= last_seen:
+                        notes.append(f"event {number} already received")
+                    else:
+                        job_id = self._job_for(
+                            connection,
+                            focus.removeprefix("Encounter/"),
+                            "notification",
+                            subscription_id,
+                            now,
+                            new_jobs,
+                        )
+                rows.append(
+                    {
+                        "subscription_id": subscription_id,
+                        "received_at": now,
+                        "kind": kind,
+                        "event_number": number,
+                        "focus": focus,
+                        "job_id": job_id,
+                        "note": "; ".join(notes) or None,
+                    }
+                )
+            connection.execute(insert(NotificationEvent), rows)
+        reconcile = (
+            bool(gap)
+            or kind == "ping"
+            or (kind == "event-notification" and any(focus is None for _, focus in events))
+        )
+        return IntakeResult(len(rows), tuple(dict.fromkeys(new_jobs)), gap, reconcile, tuple(notes))
+
+    def _job_for(
+        self,
+        connection: Any,
+        encounter_id: str,
+        source: str,
+        subscription_id: str | None,
+        now: datetime,
+        to_enqueue: list[str],
+    ) -> str:
+        """The Encounter's waiting job, or a new one; adds it to ``to_enqueue`` if this caller
+        must send it (new, or never successfully enqueued)."""
+        waiting = connection.execute(
+            select(Job.id).where(Job.encounter_id == encounter_id, Job.state == "received").limit(1)
+        ).first()
+        if waiting:
+            claimed = connection.execute(
+                update(Job)
+                .where(Job.id == waiting.id, Job.enqueued_at.is_(None))
+                .values(enqueued_at=now)
+            )
+            if claimed.rowcount:
+                to_enqueue.append(waiting.id)
+            return waiting.id
+        job_id = uuid.uuid4().hex
+        connection.execute(
+            insert(Job).values(
+                id=job_id,
+                encounter_id=encounter_id,
+                kind="discharge",
+                state="received",
+                source=source,
+                subscription_id=subscription_id,
+                created_at=now,
+                updated_at=now,
+                enqueued_at=now,
+                attempts=0,
+                regeneration=0,
+                timings={},
+            )
+        )
+        to_enqueue.append(job_id)
+        return job_id
+
+    def unclaim_enqueue(self, job_ids: Sequence[str]) -> None:
+        """The broker refused these jobs: let the next delivery (or the sweeper) send them."""
+        if job_ids:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(Job)
+                    .where(Job.id.in_(list(job_ids)), Job.state == "received")
+                    .values(enqueued_at=None)
+                )
+
+    def stalled_jobs(self, older_than: datetime) -> list[str]:
+        """Waiting jobs nobody enqueued (a crash between commit and send): claim them."""
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(Job.id).where(
+                    Job.state == "received", Job.enqueued_at.is_(None), Job.updated_at < older_than
+                )
+            ).all()
+            claimed = []
+            for row in rows:
+                result = connection.execute(
+                    update(Job)
+                    .where(Job.id == row.id, Job.enqueued_at.is_(None))
+                    .values(enqueued_at=utcnow())
+                )
+                if result.rowcount:
+                    claimed.append(row.id)
+            return claimed
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        encounter_id: str,
+        *,
+        source: str,
+        subscription_id: str | None = None,
+        regeneration: int = 0,
+    ) -> tuple[str, bool]:
+        """A job for an Encounter: (job id, whether the caller must enqueue it)."""
+        to_enqueue: list[str] = []
+        now = utcnow()
+        with self.engine.begin() as connection:
+            if not regeneration:
+                job_id = self._job_for(
+                    connection, encounter_id, source, subscription_id, now, to_enqueue
+                )
+                return job_id, bool(to_enqueue)
+            job_id = uuid.uuid4().hex
+            connection.execute(
+                insert(Job).values(
+                    id=job_id,
+                    encounter_id=encounter_id,
+                    kind="discharge",
+                    state="received",
+                    source=source,
+                    subscription_id=subscription_id,
+                    created_at=now,
+                    updated_at=now,
+                    enqueued_at=now,
+                    attempts=0,
+                    regeneration=regeneration,
+                    timings={},
+                )
+            )
+        return job_id, True
+
+    def job(self, job_id: str) -> Row | None:
+        with self.engine.connect() as connection:
+            return connection.execute(select(Job).where(Job.id == job_id)).first()
+
+    def jobs(
+        self, *, state: str | None = None, encounter_id: str | None = None, limit: int = 100
+    ) -> Sequence[Row]:
+        query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if state:
+            query = query.where(Job.state == state)
+        if encounter_id:
+            query = query.where(Job.encounter_id == encounter_id)
+        with self.engine.connect() as connection:
+            return connection.execute(query).all()
+
+    def transition(self, job_id: str, state: str, **values: Any) -> Row:
+        """Move a job to ``state`` (checked against the state machine) and set fields."""
+        now = utcnow()
+        with self.engine.begin() as connection:
+            current = connection.execute(select(Job).where(Job.id == job_id)).first()
+            if current is None:
+                raise KeyError(f"no job {job_id}")
+            if state != current.state and state not in _NEXT[current.state]:
+                raise ValueError(f"job {job_id}: {current.state} -> {state} is not allowed")
+            if state in FINAL_STATES:
+                values.setdefault("finished_at", now)
+            connection.execute(
+                update(Job).where(Job.id == job_id).values(state=state, updated_at=now, **values)
+            )
+            return connection.execute(select(Job).where(Job.id == job_id)).one()
+
+    def advance(self, job_id: str, expected: Sequence[str], state: str, **values: Any) -> bool:
+        """Move a job from one of ``expected`` to ``state`` atomically; False if it was not there.
+
+        Two deliveries of the same message race safely: only one of them advances the job.
+        """
+        for current in expected:
+            if state != current and state not in _NEXT[current]:
+                raise ValueError(f"job {job_id}: {current} -> {state} is not allowed")
+        now = utcnow()
+        if state in FINAL_STATES:
+            values.setdefault("finished_at", now)
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state.in_(list(expected)))
+                .values(state=state, updated_at=now, **values)
+            )
+            return bool(result.rowcount)
+
+    def add_timing(self, job_id: str, step: str, milliseconds: float) -> None:
+        with self.engine.begin() as connection:
+            row = connection.execute(select(Job.timings).where(Job.id == job_id)).one()
+            timings = dict(row.timings or {})
+            timings[step] = round(timings.get(step, 0.0) + milliseconds, 3)
+            connection.execute(update(Job).where(Job.id == job_id).values(timings=timings))
+
+    def count_attempt(self, job_id: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1)
+            )
+
+    def claim_draft(
+        self, job_id: str, encounter_id: str, version: str, regeneration: int = 0
+    ) -> str | None:
+        """Claim (encounter, version) for a job: None if granted, else the holding job id."""
+        with self.engine.begin() as connection:
+            try:
+                with connection.begin_nested():
+                    connection.execute(
+                        insert(Draft).values(
+                            encounter_id=encounter_id,
+                            encounter_version=version,
+                            kind="discharge",
+                            regeneration=regeneration,
+                            job_id=job_id,
+                            created_at=utcnow(),
+                        )
+                    )
+            except IntegrityError:
+                holder = connection.execute(
+                    select(Draft.job_id).where(
+                        Draft.encounter_id == encounter_id,
+                        Draft.encounter_version == version,
+                        Draft.kind == "discharge",
+                        Draft.regeneration == regeneration,
+                    )
+                ).one()
+                return None if holder.job_id == job_id else holder.job_id
+        return None
+
+    def release_draft(self, job_id: str) -> None:
+        """Give up a claim (the job failed): a later job may draft this version."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(Draft).where(Draft.job_id == job_id, Draft.document_reference.is_(None))
+            )
+
+    def record_written(self, job_id: str, document_reference: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Draft)
+                .where(Draft.job_id == job_id)
+                .values(document_reference=document_reference)
+            )
+
+    def latest_written(self, encounter_id: str, *, other_than: str) -> str | None:
+        """The newest DocumentReference we wrote for an Encounter (for ``relatesTo.replaces``)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(Draft.document_reference)
+                .where(
+                    Draft.encounter_id == encounter_id,
+                    Draft.document_reference.is_not(None),
+                    Draft.job_id != other_than,
+                )
+                .order_by(Draft.created_at.desc())
+                .limit(1)
+            ).first()
+        return row.document_reference if row else None
+
+    def drafted_versions(self, encounter_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Versions already claimed per Encounter (reconciliation skips those)."""
+        ids = list(encounter_ids)
+        found: dict[str, set[str]] = {}
+        if not ids:
+            return found
+        with self.engine.connect() as connection:
+            for row in connection.execute(
+                select(Draft.encounter_id, Draft.encounter_version).where(
+                    Draft.encounter_id.in_(ids)
+                )
+            ):
+                found.setdefault(row.encounter_id, set()).add(row.encounter_version)
+        return found
+
+    def active_job_encounters(self, encounter_ids: Iterable[str]) -> set[str]:
+        ids = list(encounter_ids)
+        if not ids:
+            return set()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(Job.encounter_id).where(
+                    Job.encounter_id.in_(ids), Job.state.in_(ACTIVE_STATES)
+                )
+            )
+            return {row.encounter_id for row in rows}
+
+    def state_counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(Job.state, func.count()).group_by(Job.state))
+            return {state: count for state, count in rows}
+
+    # -- artifacts --------------------------------------------------------------------------
+
+    def put_artifact(self, job_id: str, name: str, body: bytes) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(JobArtifact).where(JobArtifact.job_id == job_id, JobArtifact.name == name)
+            )
+            connection.execute(
+                insert(JobArtifact).values(job_id=job_id, name=name, body=body, created_at=utcnow())
+            )
+
+    def artifact(self, job_id: str, name: str) -> bytes | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(JobArtifact.body).where(
+                    JobArtifact.job_id == job_id, JobArtifact.name == name
+                )
+            ).first()
+        return row.body if row else None
+
+    def drop_artifacts(self, job_id: str, names: Sequence[str]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(JobArtifact).where(JobArtifact.job_id == job_id, JobArtifact.name.in_(names))
+            )
+
+    # -- audit and small values -------------------------------------------------------------
+
+    def audit(
+        self, actor: str, action: str, *, job_id: str | None = None, detail: str | None = None
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(AuditEntry).values(
+                    at=utcnow(), actor=actor, action=action, job_id=job_id, detail=detail
+                )
+            )
+
+    def audit_entries(self, limit: int = 100) -> Sequence[Row]:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+            ).all()
+
+    def events(self, subscription_id: str | None = None, limit: int = 100) -> Sequence[Row]:
+        query = select(NotificationEvent).order_by(NotificationEvent.id.desc()).limit(limit)
+        if subscription_id:
+            query = query.where(NotificationEvent.subscription_id == subscription_id)
+        with self.engine.connect() as connection:
+            return connection.execute(query).all()
+
+    def get_value(self, key: str) -> str | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(Setting.value).where(Setting.key == key)).first()
+        return row.value if row else None
+
+    def set_value(self, key: str, value: str) -> None:
+        with self.engine.begin() as connection:
+            updated = connection.execute(
+                update(Setting).where(Setting.key == key).values(value=value, updated_at=utcnow())
+            )
+            if not updated.rowcount:
+                connection.execute(
+                    insert(Setting).values(key=key, value=value, updated_at=utcnow())
+                )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Several processes share the file: WAL lets readers and one writer work at once, and the
+    # busy timeout waits for a lock instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached right now (answer 503)."""
+    return isinstance(exc, OperationalError)
+
+
+def mapping(row: Row | None) -> Mapping[str, Any] | None:
+    return dict(row._mapping) if row is not None else None

@@ -1,0 +1,153 @@
+"""The job store's tables. Changing them means a new Alembic revision in ``migrations/``.
+
+Only identifiers live here in the clear (encounter, subscription and job ids); the chart data a
+job works on is kept in ``job_artifacts`` until the draft is written, then dropped except for the
+facts, drafts and Bundle the console shows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Subscription(Base):
+    """A Subscription fhirgen registered on the EHR, and what it has delivered."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the webhook path segment
+    ehr_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # rest-hook | topic
+    criteria: Mapped[str] = mapped_column(Text)  # classic criteria, or the topic's canonical URL
+    content: Mapped[str] = mapped_column(String(16), default="id-only")
+    status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the bearer secret
+    hmac_secret: Mapped[str | None] = mapped_column(Text)  # encrypted (Fernet)
+    heartbeat_period: Mapped[int | None] = mapped_column(Integer)
+    events_since: Mapped[int] = mapped_column(Integer, default=0)
+    notifications: Mapped[int] = mapped_column(Integer, default=0)
+    gaps_detected: Mapped[int] = mapped_column(Integer, default=0)
+    gaps_recovered: Mapped[int] = mapped_column(Integer, default=0)
+    last_notification_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotificationEvent(Base):
+    """One notification (or one event of a topic-based notification) as received."""
+
+    __tablename__ = "notification_events"
+    __table_args__ = (Index("ix_events_subscription_received", "subscription_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    event_number: Mapped[int | None] = mapped_column(Integer)
+    focus: Mapped[str | None] = mapped_column(String(160))
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Job(Base):
+    """Drafting one stay: received → reading → generating → writing → done | skipped | failed."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state_created", "state", "created_at"),
+        Index("ix_jobs_encounter", "encounter_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    encounter_id: Mapped[str] = mapped_column(String(64))
+    encounter_version: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), default="discharge")
+    regeneration: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # notification | reconcile | manual | ping
+    subscription_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    round_trips: Mapped[int | None] = mapped_column(Integer)
+    timings: Mapped[dict | None] = mapped_column(JSON)  # step -> milliseconds
+    backend: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
+    facts: Mapped[int | None] = mapped_column(Integer)
+    sentences: Mapped[int | None] = mapped_column(Integer)
+    verification: Mapped[dict | None] = mapped_column(JSON)
+    replaces: Mapped[str | None] = mapped_column(String(200))
+    document_reference: Mapped[str | None] = mapped_column(String(200))
+    care_plan: Mapped[str | None] = mapped_column(String(200))
+    provenance: Mapped[str | None] = mapped_column(String(200))
+    discharged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a message for the job is handed to the broker; cleared if that failed.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Draft(Base):
+    """The claim on (encounter, version, kind, regeneration): at most one job writes each."""
+
+    __tablename__ = "drafts"
+
+    encounter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    encounter_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    regeneration: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32))
+    document_reference: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobArtifact(Base):
+    """Data a job hands from one step to the next (chart data: kept only as long as needed)."""
+
+    __tablename__ = "job_artifacts"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """Who did or saw what, when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Setting(Base):
+    """Small persistent values: reconciliation watermark and the like."""
+
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
