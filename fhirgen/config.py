@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,7 +26,10 @@ DEFAULT_INPATIENT_CLASSES = ("IMP", "ACUTE", "NONAC", "OBSENC")
 class Settings(BaseSettings):
     """fhirgen settings; see docs/configuration.md for each one."""
 
-    model_config = SettingsConfigDict(env_prefix="FHIRGEN_", extra="forbid", frozen=True)
+    # An empty FHIRGEN_X= in an env file means "unset", not "" (or Path(".")).
+    model_config = SettingsConfigDict(
+        env_prefix="FHIRGEN_", extra="forbid", frozen=True, env_ignore_empty=True
+    )
 
     data_dir: Path = Field(
         default=Path(".fhirgen"), description="Where fhirgen keeps its state (store, caches)."
@@ -49,6 +52,75 @@ class Settings(BaseSettings):
         default=64 * 1024 * 1024, gt=0, description="Largest single NDJSON line."
     )
 
+    # -- the live system ---------------------------------------------------------------------
+    ehr_base_url: str | None = Field(
+        default=None, description="FHIR base URL of the EHR (e.g. https://ehr.example.org/fhir)."
+    )
+    ehr_auth: Literal["none", "bearer", "smart-backend"] = Field(
+        default="none", description="How fhirgen authenticates to the EHR."
+    )
+    ehr_token: SecretStr | None = Field(default=None, description="Static bearer token (bearer).")
+    ehr_client_id: str | None = Field(default=None, description="SMART client id.")
+    ehr_private_key_path: Path | None = Field(
+        default=None, description="PEM private key for SMART Backend Services."
+    )
+    ehr_jwt_alg: Literal["RS384", "ES384"] = Field(
+        default="RS384", description="Signing algorithm of the SMART client assertion."
+    )
+    ehr_key_id: str | None = Field(default=None, description="kid of the SMART signing key.")
+    ehr_scopes: str = Field(
+        default=(
+            "system/Patient.rs system/Encounter.rs system/Condition.rs system/Procedure.rs "
+            "system/MedicationRequest.rs system/MedicationStatement.rs "
+            "system/MedicationAdministration.rs system/Medication.rs system/Observation.rs "
+            "system/DiagnosticReport.rs system/AllergyIntolerance.rs system/DocumentReference.rs "
+            "system/Composition.rs system/ServiceRequest.rs system/Appointment.rs system/Goal.rs "
+            "system/CarePlan.rs system/Practitioner.rs system/Organization.rs system/Location.rs "
+            "system/DocumentReference.c system/CarePlan.c system/Provenance.cu system/Device.c "
+            "system/Subscription.crud"
+        ),
+        description="SMART scopes requested (v2 syntax).",
+    )
+    ehr_timeout: float = Field(default=30.0, gt=0, description="Seconds per EHR request.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="How the EHR reaches this webhook (the Subscription's endpoint base).",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Celery broker; unset: an embedded Redis in the data folder."
+    )
+    database_url: str | None = Field(
+        default=None, description="Job store; unset: SQLite in the data folder."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts stored subscription secrets; unset: a key kept in the data folder.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the webhook and workers."
+    )
+    max_notification_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest notification body accepted (413)."
+    )
+    reconcile_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between reconciliation searches (beat)."
+    )
+    reconcile_lookback_days: float = Field(
+        default=2.0, gt=0, description="How far back the first reconciliation looks."
+    )
+    heartbeat_grace: float = Field(
+        default=3.0, gt=1, description="Missed heartbeat periods before asking $status."
+    )
+    visibility_timeout: int = Field(
+        default=7200, gt=0, description="Seconds before Redis redelivers an unacknowledged task."
+    )
+    task_max_retries: int = Field(
+        default=8, ge=0, description="Retries of a job step after transient EHR errors."
+    )
+    retry_backoff_max: int = Field(
+        default=600, gt=0, description="Longest wait between retries, seconds."
+    )
+
     @field_validator("inpatient_classes", mode="before")
     @classmethod
     def _split_classes(cls, value: Any) -> Any:
@@ -60,6 +132,13 @@ class Settings(BaseSettings):
                 raise ValueError("at least one Encounter class code is required")
             return codes
         return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The store's URL: the setting, else SQLite in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'fhirgen.db').resolve()}"
 
     @field_validator("backend")
     @classmethod

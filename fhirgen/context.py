@@ -74,7 +74,7 @@ _LAB_REPORT_CATEGORIES = {"LAB", "laboratory", "CH", "HM", "MB", "SP", "BLB"}
 _PENDING_RESULT_STATUSES = {"registered", "preliminary", "partial"}
 _USABLE_RESULT_STATUSES = {"final", "amended", "corrected", "appended", "preliminary"}
 _VOID_STATUSES = {"entered-in-error", "cancelled", "revoked"}
-_FOLLOW_UP_WINDOW = timedelta(days=183)
+FOLLOW_UP_WINDOW = timedelta(days=183)
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,12 @@ def is_inpatient_stay(encounter: Resource, classes: Iterable[str]) -> bool:
     return encounter.get("status") == "finished" and bool(
         encounter_class_codes(encounter) & set(classes)
     )
+
+
+def encounter_version(encounter: Resource) -> str:
+    """The Encounter's version for deduplication: ``meta.versionId``, else its lastUpdated."""
+    meta = encounter.get("meta") or {}
+    return str(meta.get("versionId") or meta.get("lastUpdated") or "1")
 
 
 def find_stays(record: PatientRecord, classes: Iterable[str]) -> list[Resource]:
@@ -552,7 +558,7 @@ class _ContextBuilder:
             moment = parse_time(appointment.get("start"))
             if moment is None or self.end is None:
                 continue
-            if self.end < moment <= self.end + _FOLLOW_UP_WINDOW:
+            if self.end < moment <= self.end + FOLLOW_UP_WINDOW:
                 found.append(appointment)
                 for participant in appointment.get("participant") or []:
                     self._remember((participant or {}).get("actor"))

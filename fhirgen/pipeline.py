@@ -42,6 +42,7 @@ def draft_stay(
     identifier_system: str,
     generated_at: str | None = None,
     replaces: str | None = None,
+    regeneration: int = 0,
     validate: bool = True,
 ) -> StayDraft:
     """Draft the discharge summary and care plan of one stay, as a transaction Bundle.
@@ -81,6 +82,7 @@ def draft_stay(
         generated_at=stamp,
         identifier_system=identifier_system,
         replaces=replaces,
+        regeneration=regeneration,
     )
     errors = written_bundle_errors(bundle) if validate else []
     if errors:

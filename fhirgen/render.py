@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhirgen import __version__
-from fhirgen.context import StayContext
+from fhirgen.context import StayContext, encounter_version
 from fhirgen.documents import care_plan, discharge_summary
 from fhirgen.documents.base import Draft
 from fhirgen.facts import Fact, FactKind, FactSet
@@ -59,10 +59,11 @@ class DraftIds:
     provenance_id: str
 
 
-def draft_ids(context: StayContext, system: str) -> DraftIds:
-    """Identifiers for a stay's drafts: encounter, its version and the document kind."""
-    version = str((context.encounter.get("meta") or {}).get("versionId") or "1")
-    base = f"{context.encounter_id}.v{version}"
+def draft_ids(context: StayContext, system: str, regeneration: int = 0) -> DraftIds:
+    """Identifiers for a stay's drafts: encounter, its version, regeneration and document kind."""
+    base = f"{context.encounter_id}.v{encounter_version(context.encounter)}"
+    if regeneration:
+        base += f".r{regeneration}"
     document = f"{base}.{discharge_summary.KIND.key}"
     digest = hashlib.sha256(f"{system}|{document}".encode()).hexdigest()
     return DraftIds(document, f"{base}.{care_plan.KIND.key}", f"fhirgen-{digest[:40]}")
@@ -78,9 +79,10 @@ def render_bundle(
     generated_at: str,
     identifier_system: str,
     replaces: str | None = None,
+    regeneration: int = 0,
 ) -> dict[str, Any]:
     """The transaction Bundle for one stay, exactly as it is POSTed to the EHR."""
-    ids = draft_ids(context, identifier_system)
+    ids = draft_ids(context, identifier_system, regeneration)
     urls = {
         "document": _urn(identifier_system, ids.document),
         "care_plan": _urn(identifier_system, ids.care_plan),

@@ -1,0 +1,35 @@
+"""From a parsed notification to what the store records and the broker must carry.
+
+Only identifiers travel on: which Encounters to re-read, event numbers, counts. The payload's
+clinical content is never used (the worker re-reads the Encounter from the EHR).
+"""
+
+from __future__ import annotations
+
+from fhirgen.fhir.notifications import Notification
+from fhirgen.store import IntakeResult, Store
+
+# Kinds that name what changed; the others only tell us the channel is alive (or its count).
+_WITH_EVENTS = ("rest-hook", "event-notification", "query-event")
+
+
+def accept(store: Store, subscription_id: str, notification: Notification) -> IntakeResult:
+    """Record a notification; returns the jobs to enqueue and whether to reconcile."""
+    kind = notification.kind
+    events: list[tuple[int | None, str | None]] = []
+    if kind == "rest-hook":
+        events = [(None, focus) for focus in notification.focus] or [(None, None)]
+    elif kind in _WITH_EVENTS:
+        for event in notification.events:
+            # Only an Encounter focus names a stay; without a focus (content "empty") the store
+            # asks for a reconciliation search.
+            focus = event.focus if event.focus and event.focus.startswith("Encounter/") else None
+            events.append((event.number, focus))
+    result = store.record_notification(
+        subscription_id, kind, events=events, events_since=notification.events_since
+    )
+    if kind == "handshake":
+        store.update_subscription(subscription_id, status="active", error=None)
+    elif notification.status == "error":
+        store.update_subscription(subscription_id, status="error", error="EHR reports an error")
+    return result

@@ -1,0 +1,330 @@
+"""The live pipeline's steps, one per queue hop: read the stay (io), draft it (gpu), write it (io).
+
+Each step loads its job, checks the job is where the step expects it (a redelivered message finds
+the work done and moves on), does its work, records timings, and says which step comes next.
+Errors follow the tree in ``fhirgen.errors``: a ``TransientError`` propagates so the task retries;
+a ``PermanentError`` marks the job failed with its reason and gives up its claim on the stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from fhirgen.context import encounter_class_codes, encounter_version, is_inpatient_stay
+from fhirgen.errors import PermanentError
+from fhirgen.fhir.record import PatientRecord
+from fhirgen.fhir.values import parse_time
+from fhirgen.generation import Generator
+from fhirgen.pipeline import draft_stay
+from fhirgen.store import Store, as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+READ, GENERATE, WRITE = "read", "generate", "write"
+_RECONCILE_WATERMARK = "reconcile.watermark"
+_ACTIVE = ("received", "reading", "generating", "writing")
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the steps need, built once per worker process."""
+
+    store: Store
+    settings: Any
+    client: Callable[[], Any]  # -> FhirClient (a fresh one per step: round trips are counted)
+    generator: Callable[[], Generator]
+
+
+def next_step_for(state: str) -> str | None:
+    """The step a job in ``state`` waits for (the sweeper and the console resend it)."""
+    return {"received": READ, "reading": READ, "generating": GENERATE, "writing": WRITE}.get(state)
+
+
+def read(services: Services, job_id: str) -> str | None:
+    """Re-read the Encounter and the stay from the EHR; skip stays that do not qualify."""
+    from fhirgen.fhir.stay_reader import read_stay
+
+    store = services.store
+    job = store.job(job_id)
+    if job is None or not store.advance(job_id, ("received", "reading"), "reading"):
+        return None  # gone, or another delivery of this message already moved it on
+    store.count_attempt(job_id)
+    with _failing_on_permanent(store, job_id), _timed(store, job_id, READ):
+        with services.client() as client:
+            stay = read_stay(client, job.encounter_id)
+        encounter = stay.encounter
+        version = encounter_version(encounter)
+        reason = _not_a_stay(encounter, services.settings.inpatient_classes)
+        holder = None
+        if not reason:
+            holder = store.claim_draft(job_id, job.encounter_id, version, job.regeneration)
+            if holder is not None:
+                reason = f"already drafted for Encounter version {version} (job {holder})"
+        if reason:
+            store.advance(
+                job_id,
+                ("reading",),
+                "skipped",
+                reason=reason,
+                encounter_version=version,
+                round_trips=stay.round_trips,
+            )
+            log.info("job %s skipped: %s", job_id, reason)
+            return None
+        record = {
+            "patient_id": stay.record.patient_id,
+            "encounter": encounter,
+            "resources": list(stay.record.resources()),
+        }
+        store.put_artifact(job_id, "record", orjson.dumps(record))
+        period_end = parse_time((encounter.get("period") or {}).get("end"))
+        if not store.advance(
+            job_id,
+            ("reading",),
+            "generating",
+            encounter_version=version,
+            round_trips=stay.round_trips,
+            discharged_at=period_end,
+        ):
+            return None
+    log.info("job %s read in %d round trips", job_id, stay.round_trips)
+    return GENERATE
+
+
+def generate(services: Services, job_id: str) -> str | None:
+    """Draft both documents from the stay read, verify them and render the Bundle."""
+    store = services.store
+    job = store.job(job_id)
+    if job is None or job.state != "generating":
+        return None
+    payload = store.artifact(job_id, "record")
+    if payload is None:  # read again rather than guess (e.g. artifacts were purged)
+        return READ if store.advance(job_id, ("generating",), "reading") else None
+    with _failing_on_permanent(store, job_id), _timed(store, job_id, GENERATE):
+        data = orjson.loads(payload)
+        resources = data["resources"]
+        by_key = {f"{r['resourceType']}/{r['id']}": r for r in resources}
+        record = PatientRecord(data["patient_id"], resources, lookup=by_key.get)
+        generator = services.generator()
+        replaces = store.latest_written(job.encounter_id, other_than=job_id)
+        result = draft_stay(
+            record,
+            data["encounter"],
+            generator,
+            identifier_system=services.settings.identifier_system,
+            generated_at=utcnow().isoformat(timespec="seconds"),
+            replaces=replaces,
+            regeneration=job.regeneration,
+        )
+        store.put_artifact(job_id, "bundle", orjson.dumps(result.bundle))
+        store.put_artifact(job_id, "facts", orjson.dumps(_facts_view(result)))
+        store.put_artifact(job_id, "drafts", orjson.dumps(_drafts_view(result)))
+        sentences = sum(len(list(d.sentences())) for d in result.drafts.values())
+        report = {
+            kind: {"dropped": [vars(d) for d in r.dropped], "fallbacks": list(r.fallbacks)}
+            for kind, r in result.reports.items()
+        }
+        if not store.advance(
+            job_id,
+            ("generating",),
+            "writing",
+            backend=generator.name,
+            model=f"{generator.model} {generator.version}",
+            facts=len(result.facts),
+            sentences=sentences,
+            verification=report,
+            replaces=replaces,
+        ):
+            return None
+    return WRITE
+
+
+def write(services: Services, job_id: str) -> str | None:
+    """POST the transaction Bundle; conditional creates make a replay create nothing new."""
+    store = services.store
+    job = store.job(job_id)
+    if job is None or job.state != "writing":
+        return None
+    payload = store.artifact(job_id, "bundle")
+    if payload is None:
+        return GENERATE if store.advance(job_id, ("writing",), "generating") else None
+    with _failing_on_permanent(store, job_id), _timed(store, job_id, WRITE):
+        bundle = orjson.loads(payload)
+        with services.client() as client:
+            response = client.transaction(bundle)
+        written = _locations(bundle, response)
+        store.record_written(job_id, written.get("DocumentReference"))
+        store.advance(
+            job_id,
+            ("writing",),
+            "done",
+            document_reference=written.get("DocumentReference"),
+            care_plan=written.get("CarePlan"),
+            provenance=written.get("Provenance"),
+        )
+        store.drop_artifacts(job_id, ["record"])
+    log.info("job %s done: %s", job_id, written.get("DocumentReference"))
+    return None
+
+
+def fail(services: Services, job_id: str, reason: str) -> None:
+    """Mark a job failed (e.g. retries exhausted) and release its claim on the stay."""
+    if services.store.advance(job_id, _ACTIVE, "failed", reason=reason[:2000]):
+        services.store.release_draft(job_id)
+
+
+def _not_a_stay(encounter: dict[str, Any], classes: tuple[str, ...]) -> str:
+    if is_inpatient_stay(encounter, classes):
+        return ""
+    if encounter.get("status") != "finished":
+        return f"Encounter is {encounter.get('status')}, not finished"
+    found = ", ".join(sorted(encounter_class_codes(encounter))) or "none"
+    return f"Encounter class {found} is not an inpatient class ({', '.join(classes)})"
+
+
+def reconcile(services: Services, *, now: datetime | None = None) -> list[str]:
+    """Find finished inpatient stays updated since the watermark with no draft; make jobs.
+
+    This is how missed notifications are recovered (and what an empty ping triggers).
+    """
+    store, settings = services.store, services.settings
+    now = now or utcnow()
+    mark = store.get_value(_RECONCILE_WATERMARK)
+    since = mark or (now - timedelta(days=settings.reconcile_lookback_days)).isoformat(
+        timespec="seconds"
+    )
+    with services.client() as client:
+        encounters = client.search(
+            "Encounter", [("status", "finished"), ("_lastUpdated", f"ge{since}"), ("_count", "100")]
+        )
+    stays = [e for e in encounters if is_inpatient_stay(e, settings.inpatient_classes)]
+    ids = [str(e["id"]) for e in stays]
+    settled = store.drafted_versions(ids)
+    busy = store.active_job_encounters(ids)
+    created: list[str] = []
+    for encounter in stays:
+        encounter_id = str(encounter["id"])
+        if encounter_id in busy or encounter_version(encounter) in settled.get(encounter_id, ()):
+            continue
+        job_id, send = store.create_job(encounter_id, source="reconcile")
+        if send:
+            created.append(job_id)
+    updated = [
+        moment
+        for moment in (parse_time((e.get("meta") or {}).get("lastUpdated")) for e in encounters)
+        if moment is not None
+    ]
+    if updated:
+        store.set_value(_RECONCILE_WATERMARK, max(updated).isoformat(timespec="seconds"))
+    log.info(
+        "reconciliation: %d finished stays since %s, %d new jobs", len(stays), since, len(created)
+    )
+    return created
+
+
+def stale_subscriptions(services: Services, *, now: datetime | None = None) -> list[str]:
+    """Topic subscriptions whose heartbeats stopped: ask the EHR ``$status`` and record it.
+
+    Returns the subscriptions whose status showed missed events (the caller reconciles).
+    """
+    store, settings = services.store, services.settings
+    now = now or utcnow()
+    behind: list[str] = []
+    for sub in store.subscriptions():
+        if (
+            sub.kind != "topic"
+            or sub.status != "active"
+            or not sub.heartbeat_period
+            or not sub.ehr_id
+        ):
+            continue
+        last = as_utc(sub.last_notification_at) or as_utc(sub.created_at)
+        if last and now - last < timedelta(seconds=sub.heartbeat_period * settings.heartbeat_grace):
+            continue
+        with services.client() as client:
+            status = client.get(f"Subscription/{sub.ehr_id}/$status")
+        since = status_events_since(status)
+        result = store.record_notification(sub.id, "query-status", events_since=since, now=now)
+        if result.gap:
+            behind.append(sub.id)
+    return behind
+
+
+def status_events_since(bundle: dict[str, Any]) -> int | None:
+    """``events-since-subscription-start`` from a ``$status`` result (Parameters or R4B)."""
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") == "SubscriptionStatus":
+            value = resource.get("eventsSinceSubscriptionStart")
+            return int(value) if value is not None else None
+        for parameter in resource.get("parameter") or []:
+            if parameter.get("name") in {
+                "events-since-subscription-start",
+                "eventsSinceSubscriptionStart",
+            }:
+                value = next((v for k, v in parameter.items() if k.startswith("value")), None)
+                return int(value) if value is not None else None
+    return None
+
+
+@contextmanager
+def _timed(store: Store, job_id: str, step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        store.add_timing(job_id, step, (time.perf_counter() - started) * 1000)
+
+
+@contextmanager
+def _failing_on_permanent(store: Store, job_id: str) -> Iterator[None]:
+    try:
+        yield
+    except PermanentError as exc:
+        if store.advance(job_id, _ACTIVE, "failed", reason=str(exc)[:2000]):
+            store.release_draft(job_id)
+        log.warning("job %s failed: %s", job_id, type(exc).__name__)
+        raise
+
+
+def _locations(request: dict[str, Any], response: dict[str, Any]) -> dict[str, str]:
+    """``Type/id`` of each resource the transaction created or found, by resource type."""
+    written: dict[str, str] = {}
+    for sent, got in zip(request.get("entry") or [], response.get("entry") or [], strict=False):
+        rtype = (sent.get("resource") or {}).get("resourceType")
+        location = ((got or {}).get("response") or {}).get("location") or ""
+        parts = location.split("/_history")[0].rstrip("/").split("/")
+        if rtype and len(parts) >= 2:
+            written[rtype] = f"{parts[-2]}/{parts[-1]}"
+        elif rtype and (got or {}).get("resource", {}).get("id"):
+            written[rtype] = f"{rtype}/{got['resource']['id']}"
+    return written
+
+
+def _facts_view(result: Any) -> list[dict[str, Any]]:
+    return [
+        {"id": f.id, "kind": f.kind.value, "text": f.text, "sources": list(f.sources)}
+        for f in result.facts
+    ]
+
+
+def _drafts_view(result: Any) -> dict[str, Any]:
+    return {
+        kind: [
+            {
+                "key": s.key,
+                "title": s.title,
+                "sentences": [{"text": x.text, "cites": list(x.cites)} for x in s.sentences],
+            }
+            for s in draft.sections
+        ]
+        for kind, draft in result.drafts.items()
+    }

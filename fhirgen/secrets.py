@@ -1,0 +1,75 @@
+"""Secrets fhirgen keeps: subscription tokens hashed, HMAC keys encrypted, never logged."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from fhirgen.errors import ConfigError
+
+
+def new_secret() -> str:
+    """A fresh random secret for a subscription channel (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """What we store for a bearer secret: its SHA-256 (the secret itself is never stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, stored_hash: str) -> bool:
+    """Constant-time check of a presented bearer secret against its stored hash."""
+    return hmac.compare_digest(token_hash(token), stored_hash)
+
+
+def signature_matches(body: bytes, signature: str, key: str) -> bool:
+    """Medplum's scheme: hex HMAC-SHA256 of the exact bytes received, compared in constant time."""
+    expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+class Vault:
+    """Encrypts secrets that must be read back (HMAC keys) with a key from settings or disk."""
+
+    def __init__(self, settings: Any) -> None:
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        if key:
+            # Any passphrase becomes a Fernet key; a Fernet key passes through unchanged.
+            digest = hashlib.sha256(key.encode()).digest()
+            self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+        elif settings.database_url:
+            # A shared database outlives any one container's data folder: a key file there
+            # would leave the other processes unable to read the secrets.
+            raise ConfigError("FHIRGEN_SECRET_KEY must be set when FHIRGEN_DATABASE_URL is")
+        else:
+            self._fernet = Fernet(_key_file(Path(settings.data_dir) / "secret.key"))
+
+    def encrypt(self, plain: str) -> str:
+        return self._fernet.encrypt(plain.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError(
+                "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it was saved"
+            ) from None
+
+
+def _key_file(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
