@@ -1,1 +1,11 @@
-"""The Flask app: notification endpoint, health and metrics, admin console (the live path)."""
+"""The Flask app: the notification endpoint, health and metrics (and, later, the console).
+
+Thin on purpose: each view checks the request, calls ``fhirgen`` and answers. Build it with
+``create_app()``; ``fhirgen serve`` runs it under gunicorn.
+"""
+
+from __future__ import annotations
+
+from webhooks.app import create_app
+
+__all__ = ["create_app"]

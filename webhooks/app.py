@@ -1,0 +1,75 @@
+"""The app factory: one Settings object, one Store, the broker, the blueprints."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask, Response, g, request
+
+from fhirgen.broker import redis_url
+from fhirgen.config import Settings, load_settings
+from fhirgen.secrets import Vault
+from fhirgen.store import Store
+
+
+@dataclass
+class WebhookState:
+    """What views share: settings, store, vault, broker access, the subscription cache."""
+
+    settings: Settings
+    store: Store
+    vault: Vault
+    subscriptions: dict[str, Any] = field(default_factory=dict)
+    _redis: redis.Redis | None = None
+
+    def enqueue_jobs(self, job_ids: Any) -> None:
+        from workers.enqueue import enqueue_jobs
+
+        enqueue_jobs(job_ids)
+
+    def enqueue_reconcile(self, subscription_id: str | None) -> None:
+        from workers.enqueue import enqueue_reconcile
+
+        enqueue_reconcile(subscription_id)
+
+    def redis(self) -> redis.Redis:
+        """One client per process (made after gunicorn forks, on first use)."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                redis_url(self.settings), socket_timeout=2, socket_connect_timeout=2
+            )
+        return self._redis
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Flask:
+    """Build the Flask app; ``migrate`` brings the store's schema up to date first."""
+    from webhooks import health, notify
+    from webhooks.metrics import REQUEST_SECONDS
+
+    settings = settings or load_settings()
+    store = Store.from_settings(settings)
+    if migrate:
+        store.migrate()
+    app = Flask("fhirgen")
+    app.config["MAX_CONTENT_LENGTH"] = None  # the notify view enforces its own limit (413)
+    app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
+    app.register_blueprint(notify.blueprint)
+    app.register_blueprint(health.blueprint)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.endpoint:
+            REQUEST_SECONDS.labels(endpoint=request.endpoint).observe(
+                time.perf_counter() - g.get("started", time.perf_counter())
+            )
+        return response
+
+    return app

@@ -1,0 +1,84 @@
+"""``/healthz`` (the process answers), ``/readyz`` (store and broker reachable), ``/metrics``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from fhirgen.store import JOB_STATES, StoreError
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    return Response('{"status":"ok"}', mimetype="application/json")
+
+
+@blueprint.get("/readyz")
+def readyz() -> tuple[dict[str, Any], int]:
+    state = current_app.extensions["fhirgen"]
+    checks: dict[str, str] = {}
+    try:
+        state.store.ping()
+        checks["store"] = "ok"
+    except StoreError as exc:
+        checks["store"] = type(exc).__name__
+    try:
+        state.redis().ping()
+        checks["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by name
+        checks["broker"] = type(exc).__name__
+    ready = all(value == "ok" for value in checks.values())
+    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    state = current_app.extensions["fhirgen"]
+    collector = _StoreCollector(state)
+    registry.register(collector)
+    try:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    finally:
+        registry.unregister(collector)
+
+
+class _StoreCollector:
+    """Jobs per state and queue depths, read when scraped."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("fhirgen_jobs", "Jobs in the store, by state", labels=["state"])
+        try:
+            counts = self.state.store.state_counts()
+        except StoreError:
+            counts = {}
+        for name in JOB_STATES:
+            jobs.add_metric([name], counts.get(name, 0))
+        yield jobs
+        queues = GaugeMetricFamily(
+            "fhirgen_queue_depth", "Messages waiting per queue", labels=["queue"]
+        )
+        try:
+            client = self.state.redis()
+            for queue in ("io", "gpu"):
+                queues.add_metric([queue], client.llen(queue))
+        except Exception:  # noqa: BLE001, S110 - a scrape must not fail because Redis is down
+            pass
+        yield queues

@@ -1,0 +1,25 @@
+"""FHIR OperationOutcome responses: every refusal says why, as FHIR, with the right status."""
+
+from __future__ import annotations
+
+import orjson
+from flask import Response
+
+FHIR_JSON = "application/fhir+json"
+
+
+def outcome(status: int, code: str, diagnostics: str, severity: str = "error") -> Response:
+    """A one-issue OperationOutcome with ``status``."""
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
+    return Response(orjson.dumps(body), status=status, mimetype=FHIR_JSON)
+
+
+ACCEPTED = orjson.dumps(
+    {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": "accepted"}],
+    }
+)

@@ -1,0 +1,47 @@
+"""What tasks need in a worker process (store, EHR client, generator), built on first use.
+
+Built lazily in the process that runs tasks (after the prefork pool forks), never at import:
+a database pool or a CUDA context must not cross a fork.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from fhirgen.config import load_settings
+from fhirgen.errors import ConfigError
+from fhirgen.fhir.auth import make_auth
+from fhirgen.fhir.client import FhirClient
+from fhirgen.generation import get_generator
+from fhirgen.jobs import Services
+from fhirgen.store import Store
+
+
+@cache
+def services() -> Services:
+    settings = load_settings()
+    if not settings.ehr_base_url:
+        raise ConfigError("FHIRGEN_EHR_BASE_URL is not set: the workers need the EHR's FHIR base")
+    store = Store.from_settings(settings)
+    auth = _auth(settings)
+
+    def client() -> FhirClient:
+        return FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout)
+
+    generator = cache(lambda: get_generator(settings.backend))
+    return Services(store=store, settings=settings, client=client, generator=generator)
+
+
+def _auth(settings: Any) -> Any:
+    """One auth object per process, so a SMART access token is shared by every request."""
+    return make_auth(
+        settings.ehr_auth,
+        base_url=settings.ehr_base_url,
+        token=settings.ehr_token.get_secret_value() if settings.ehr_token else None,
+        client_id=settings.ehr_client_id,
+        private_key_path=settings.ehr_private_key_path,
+        alg=settings.ehr_jwt_alg,
+        kid=settings.ehr_key_id,
+        scopes=settings.ehr_scopes,
+    )

@@ -1,0 +1,91 @@
+"""Thin Celery tasks: each takes a job id and calls one step in ``fhirgen.jobs``.
+
+Transient errors (timeouts, 429, 5xx) retry with exponential backoff and jitter, honouring
+``Retry-After``; after ``FHIRGEN_TASK_MAX_RETRIES`` the job is marked failed. Permanent errors
+are already recorded on the job by the step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import timedelta
+
+from celery import Task, shared_task
+
+from fhirgen import jobs
+from fhirgen.errors import PermanentError, TransientError
+from fhirgen.store import utcnow
+from workers.enqueue import enqueue_jobs, enqueue_reconcile, enqueue_step
+from workers.runtime import services
+
+log = logging.getLogger(__name__)
+
+
+def backoff(retries: int, cap: float) -> float:
+    """Exponential backoff with full jitter: up to 2**retries seconds, at most ``cap``."""
+    return random.uniform(0.5, 1.0) * min(cap, 2.0**retries)  # noqa: S311 - jitter, not crypto
+
+
+def _run(task: Task, step: Callable[[jobs.Services, str], str | None], job_id: str) -> None:
+    env = services()
+    try:
+        following = step(env, job_id)
+    except TransientError as exc:
+        retries = task.request.retries
+        if retries >= env.settings.task_max_retries:
+            jobs.fail(env, job_id, f"gave up after {retries} retries: {exc}")
+            return
+        wait = max(backoff(retries, env.settings.retry_backoff_max), exc.retry_after or 0.0)
+        env.store.audit(
+            "worker",
+            "retry",
+            job_id=job_id,
+            detail=f"{task.name}: {type(exc).__name__} ({exc}); retry {retries + 1} in {wait:.1f}s",
+        )
+        log.info("job %s: %s, retry %d in %.1fs", job_id, type(exc).__name__, retries + 1, wait)
+        raise task.retry(exc=exc, countdown=wait) from None
+    except PermanentError:
+        return  # the step recorded why on the job
+    if following:
+        enqueue_step(following, job_id)
+
+
+@shared_task(name="fhirgen.read_stay", bind=True, max_retries=None)
+def read_stay(self: Task, job_id: str) -> None:
+    _run(self, jobs.read, job_id)
+
+
+@shared_task(name="fhirgen.generate", bind=True, max_retries=None)
+def generate(self: Task, job_id: str) -> None:
+    _run(self, jobs.generate, job_id)
+
+
+@shared_task(name="fhirgen.write_back", bind=True, max_retries=None)
+def write_back(self: Task, job_id: str) -> None:
+    _run(self, jobs.write, job_id)
+
+
+@shared_task(name="fhirgen.reconcile", bind=True, max_retries=None)
+def reconcile(self: Task, subscription_id: str | None = None) -> None:
+    env = services()
+    try:
+        created = jobs.reconcile(env)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, 300)) from None
+    enqueue_jobs(created)
+    if subscription_id:
+        env.store.count_recovery(subscription_id)
+
+
+@shared_task(name="fhirgen.watch_subscriptions")
+def watch_subscriptions() -> None:
+    for subscription_id in jobs.stale_subscriptions(services()):
+        enqueue_reconcile(subscription_id)
+
+
+@shared_task(name="fhirgen.requeue_stalled")
+def requeue_stalled() -> None:
+    """Jobs recorded but never handed to the broker (a crash in between) are sent now."""
+    enqueue_jobs(services().store.stalled_jobs(utcnow() - timedelta(seconds=30)))
