@@ -1,0 +1,108 @@
+"""``fhirgen serve``, ``worker``, ``beat`` and ``subscribe``: starting the live system's parts.
+
+The webhook and the workers run as child processes (gunicorn, celery) named by module path, so
+``fhirgen/`` never imports Flask or Celery. The parent prepares what they share (the schema,
+the broker URL, the metrics folder), forwards Ctrl-C/SIGTERM, and exits with the child's status.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fhirgen.broker import redis_url
+from fhirgen.config import Settings
+from fhirgen.store import Store
+
+GPU_QUEUE = "gpu"
+
+
+def prepare(settings: Settings) -> dict[str, str]:
+    """Migrate the store, resolve the broker, and return the environment children need."""
+    store = Store.from_settings(settings)
+    store.migrate()
+    store.dispose()  # no pooled connection may cross into forked children
+    env = dict(os.environ)
+    env["FHIRGEN_REDIS_URL"] = redis_url(settings)  # an embedded Redis is started here, once
+    env["FHIRGEN_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    env.setdefault("FHIRGEN_LOG_LEVEL", settings.log_level)
+    return env
+
+
+def run_child(command: Sequence[str], env: dict[str, str]) -> int:
+    """Run a child process in the foreground, passing Ctrl-C and SIGTERM on to it."""
+    child = subprocess.Popen(list(command), env=env)  # noqa: S603 - our own fixed commands
+
+    def forward(signum: int, _frame: Any) -> None:
+        child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def gunicorn_command(
+    host: str, port: int, workers: int, *, timeout: int = 30, app: str = "webhooks:create_app()"
+) -> list[str]:
+    """gunicorn for ``app`` (the benchmark serves its bare endpoint with the same settings)."""
+    return [
+        sys.executable, "-m", "gunicorn", app,
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "--worker-class", "sync",
+        "--timeout", str(timeout),
+        "--graceful-timeout", "20",
+        "--keep-alive", "5",
+    ]  # fmt: skip
+
+
+def celery_worker_command(
+    queues: Sequence[str], concurrency: int, pool: str, log_level: str, name: str
+) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.main", "worker",
+        "--queues", ",".join(queues),
+        "--concurrency", str(concurrency),
+        "--pool", pool,
+        "--hostname", name,
+        "--loglevel", log_level,
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def celery_beat_command(schedule: Path, log_level: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.main", "beat",
+        "--schedule", str(schedule),
+        "--loglevel", log_level,
+    ]  # fmt: skip
+
+
+def pool_for(queues: Sequence[str]) -> str:
+    """CUDA does not survive fork: a worker serving only the gpu queue runs a solo pool."""
+    return "solo" if list(queues) == [GPU_QUEUE] else "prefork"
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """A fresh folder for gunicorn workers' Prometheus files (stale counts must not survive)."""
+    folder = Path(settings.data_dir).resolve() / "prometheus"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def echo_registration(registration: Any) -> None:
+    click.echo(f"subscription {registration.id} registered as Subscription/{registration.ehr_id}")
+    click.echo(f"  kind: {registration.kind}  criteria: {registration.criteria}")
+    click.echo(f"  endpoint: {registration.endpoint}  status: {registration.status}")
