@@ -1,0 +1,233 @@
+"""The live path with a classic R4 rest-hook Subscription (HAPI-style PUT with the resource).
+
+Real processes throughout: sekmet-fhir as the EHR, fhirgen's webhook under gunicorn, a Celery
+worker on Redis. A discharge in the EHR must end as exactly one preliminary DocumentReference,
+one CarePlan and one Provenance in the EHR.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from fhirgen.fhir.record import PatientRecord
+from fhirgen.generation import get_generator
+from fhirgen.pipeline import draft_stay
+from tests.ehr import SekmetServer
+from tests.live import (
+    LiveSystem,
+    admitted,
+    discharged,
+    drafts_in_ehr,
+    inpatient_encounter,
+    sample_stay,
+    summary_text,
+    wait_until,
+)
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def ehr(tmp_path_factory):
+    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def system(ehr, tmp_path_factory):
+    live = LiveSystem(tmp_path_factory.mktemp("fhirgen"), ehr.base_url).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def subscription(system):
+    return system.subscribe()
+
+
+def _one_of_each(ehr, encounter_id):
+    found = drafts_in_ehr(ehr, encounter_id)
+    return found if found["DocumentReference"] and found["Provenance"] else None
+
+
+def test_discharge_drafts_exactly_one_of_each(ehr, system, subscription):
+    stay = sample_stay("heart-failure")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    ehr.put_all([encounter])
+    found = wait_until(lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the draft")
+    time.sleep(2)  # anything written twice would have landed by now
+    found = drafts_in_ehr(ehr, encounter["id"])
+    assert {k: len(v) for k, v in found.items()} == {
+        "DocumentReference": 1,
+        "CarePlan": 1,
+        "Provenance": 1,
+    }
+    document = found["DocumentReference"][0]
+    assert (document["status"], document["docStatus"]) == ("current", "preliminary")
+    assert document["meta"]["security"][0]["code"] == "AIAST"
+    assert found["CarePlan"][0]["status"] == "draft"
+    # The live path writes what the offline pipeline writes for the same record.
+    record = PatientRecord(next(r["id"] for r in stay if r["resourceType"] == "Patient"), stay)
+    offline = draft_stay(
+        record,
+        inpatient_encounter(stay),
+        get_generator("template"),
+        identifier_system="urn:fhirgen:draft",
+    )
+    offline_document = offline.bundle["entry"][1]["resource"]
+    assert summary_text(document) == summary_text(offline_document)
+    job = system.store.jobs(encounter_id=encounter["id"])[0]
+    assert job.state == "done" and job.round_trips <= 5
+    assert set(job.timings) == {"read", "generate", "write"}
+
+
+def test_the_same_notification_five_times_drafts_once(ehr, system, subscription):
+    stay = sample_stay("pneumonia")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    ehr.put_all([encounter])
+    wait_until(lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the draft")
+    current = ehr.search("Encounter", _id=encounter["id"])[0]
+    for _ in range(5):
+        response = system.notify(
+            subscription, current, method="PUT", path=f"/Encounter/{encounter['id']}"
+        )
+        assert response.status_code == 200
+        assert response.json()["id"] == encounter["id"], "a PUT gets the resource back"
+    wait_until(
+        lambda: all(
+            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter["id"])
+        ),
+        what="the repeated jobs to settle",
+    )
+    time.sleep(1)
+    found = drafts_in_ehr(ehr, encounter["id"])
+    assert {k: len(v) for k, v in found.items()} == {
+        "DocumentReference": 1,
+        "CarePlan": 1,
+        "Provenance": 1,
+    }
+    states = sorted(j.state for j in system.store.jobs(encounter_id=encounter["id"]))
+    assert states.count("done") == 1
+    assert all(s == "skipped" for s in states if s != "done")
+
+
+def test_an_older_version_arriving_late_changes_nothing(ehr, system, subscription):
+    stay = sample_stay("hip-fracture")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    ehr.put_all([encounter])
+    first = wait_until(
+        lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the first draft"
+    )
+    old_version = ehr.search("Encounter", _id=encounter["id"])[0]
+    # The stay is corrected after discharge: a new version, still finished.
+    corrected = json.loads(json.dumps(encounter))
+    corrected["hospitalization"]["dischargeDisposition"]["text"] = (
+        "Skilled nursing facility (corrected)"
+    )
+    ehr.put_all([corrected])
+    newest = wait_until(
+        lambda: (
+            len(drafts_in_ehr(ehr, encounter["id"])["DocumentReference"]) == 2
+            and drafts_in_ehr(ehr, encounter["id"])
+        ),
+        timeout=90,
+        what="the draft of the corrected version",
+    )
+    documents = sorted(newest["DocumentReference"], key=lambda d: d["identifier"][0]["value"])
+    replaced = first["DocumentReference"][0]["id"]
+    latest = next(d for d in documents if d["id"] != replaced)
+    assert latest["relatesTo"] == [
+        {"code": "replaces", "target": {"reference": f"DocumentReference/{replaced}"}}
+    ]
+    assert "(corrected)" in summary_text(latest)
+    # Now the EHR delivers the old version's notification late.
+    response = system.notify(
+        subscription, old_version, method="PUT", path=f"/Encounter/{encounter['id']}"
+    )
+    assert response.status_code == 200
+    wait_until(
+        lambda: all(
+            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter["id"])
+        ),
+        what="the late job",
+    )
+    time.sleep(1)
+    assert len(drafts_in_ehr(ehr, encounter["id"])["DocumentReference"]) == 2
+    late = system.store.jobs(encounter_id=encounter["id"])[0]
+    assert late.state == "skipped" and "already drafted" in late.reason
+
+
+def test_a_stay_that_is_not_inpatient_is_skipped(ehr, system, subscription):
+    stay = sample_stay("chest-pain-observation")
+    ehr.put_all(stay)
+    clinic = next(
+        r for r in stay if r["resourceType"] == "Encounter" and r["class"]["code"] == "EMER"
+    )
+    response = system.notify(subscription, clinic, method="PUT", path=f"/Encounter/{clinic['id']}")
+    assert response.status_code == 200
+    job = wait_until(
+        lambda: next(
+            (j for j in system.store.jobs(encounter_id=clinic["id"]) if j.state == "skipped"), None
+        ),
+        what="the skipped job",
+    )
+    assert "not an inpatient class" in job.reason
+    assert drafts_in_ehr(ehr, clinic["id"])["DocumentReference"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "headers", "status", "code"),
+    [
+        ("POST", b"{not json", {}, 400, "invalid"),
+        ("POST", b'{"hello": "world"}', {}, 400, "structure"),
+        (
+            "POST",
+            b'{"resourceType": "Encounter", "id": "x"}',
+            {"Content-Type": "text/plain"},
+            415,
+            "not-supported",
+        ),
+        (
+            "POST",
+            b'{"resourceType": "Encounter", "id": "x"}',
+            {"Authorization": "Bearer wrong"},
+            401,
+            "login",
+        ),
+        ("POST", b"x" * (8 * 1024 * 1024 + 10), {}, 413, "too-costly"),
+    ],
+    ids=["malformed-json", "not-fhir", "media-type", "bad-token", "too-large"],
+)
+def test_bad_requests_get_an_operation_outcome_and_create_nothing(
+    system, subscription, method, body, headers, status, code
+):
+    jobs_before = len(system.store.jobs(limit=1000))
+    response = system.notify(subscription, body, method=method, headers=headers)
+    assert response.status_code == status
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == code
+    assert len(system.store.jobs(limit=1000)) == jobs_before
+    assert httpx.get(f"{system.public_url}/healthz").status_code == 200
+
+
+def test_unknown_subscription_is_404(system):
+    response = httpx.post(
+        f"{system.public_url}/fhir/notify/no-such-subscription", content=b"", timeout=10
+    )
+    assert response.status_code == 404
+    assert response.json()["issue"][0]["code"] == "not-found"
+
+
+def test_metrics_count_notifications_and_jobs(system):
+    text = httpx.get(f"{system.public_url}/metrics", timeout=10).text
+    assert 'fhirgen_notifications_total{kind="rest-hook",status="200"}' in text
+    assert 'fhirgen_jobs{state="done"}' in text
