@@ -85,6 +85,7 @@ def register(
         content=content,
         heartbeat=heartbeat,
         hmac_key=hmac_key,
+        payload=payload,
     )
     try:
         created = client.create(resource)

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
@@ -94,10 +95,11 @@ class LiveSystem:
     ehr_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int = field(default_factory=free_port)
+    redis_url: str = ""
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.redis_url = test_redis_url(self.folder)
+        self.redis_url = self.redis_url or test_redis_url(self.folder)
         self.public_url = f"http://127.0.0.1:{self.web_port}"
         self.env = {
             "FHIRGEN_DATA_DIR": str(self.folder / "data"),
@@ -162,7 +164,9 @@ class LiveSystem:
         with self.ehr_client() as client:
             return register(self.store, client, self.settings, **options)
 
-    def ehr_client(self) -> Any:
+    @contextmanager
+    def ehr_client(self) -> Iterator[Any]:
+        """A FhirClient with this system's EHR settings (auth closed afterwards)."""
         from fhirgen.fhir.auth import make_auth
         from fhirgen.fhir.client import FhirClient
 
@@ -177,7 +181,12 @@ class LiveSystem:
             kid=s.ehr_key_id,
             scopes=s.ehr_scopes,
         )
-        return FhirClient(s.ehr_base_url, auth=auth, timeout=30)
+        try:
+            with FhirClient(s.ehr_base_url, auth=auth, timeout=30) as client:
+                yield client
+        finally:
+            if hasattr(auth, "close"):
+                auth.close()
 
     def local_subscription(self, kind: str = "topic", *, hmac_key: str | None = None) -> Any:
         """A subscription known only to fhirgen (the EHR sends it nothing): tests post to it."""
@@ -427,3 +436,22 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def worker_children(system: LiveSystem, name: str = "worker") -> list[int]:
+    """Pids of the Celery pool processes under a worker (the ones that run tasks).
+
+    ``fhirgen worker`` runs ``celery worker`` as its child; the pool processes are that
+    process's children (read from /proc: Linux only, like the rest of these tests).
+    """
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    root = system.supervisor.children[name].pid
+    celery_main = parents.get(root, [])
+    return [pid for main in celery_main for pid in parents.get(main, [])]
