@@ -20,9 +20,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# Runtime install: enough for `fhirgen demo` and `fhirgen generate`.
+# Runtime install, with the sandbox EHR the demo runs against (sekmet-fhir).
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(PIP) install -e .
+	$(PIP) install -e ".[demo]"
 	@touch $@
 
 # Everything the tests need, including the CPU torch the model-backend tests load.
@@ -31,6 +31,7 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(PIP) install -e ".[dev,transformers]"
 	@touch $@
 
+# The whole live system on this machine; Ctrl-C stops it.
 demo: $(VENV)/.runtime
 	$(BIN)/fhirgen demo
 
@@ -48,6 +49,7 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/bulk_memory.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache demo-out
