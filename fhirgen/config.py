@@ -52,6 +52,34 @@ class Settings(BaseSettings):
         default=64 * 1024 * 1024, gt=0, description="Largest single NDJSON line."
     )
 
+    # -- model backends ----------------------------------------------------------------------
+    model_path: Path | None = Field(
+        default=None,
+        description="A local model directory, or one GGUF file (transformers backend).",
+    )
+    model_device: str = Field(
+        default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N."
+    )
+    max_new_tokens: int = Field(default=384, gt=0, description="Longest answer per section.")
+    temperature: float = Field(default=0.0, ge=0, description="0 is greedy decoding.")
+    seed: int = Field(default=0, description="Sampling seed (when temperature > 0).")
+    gpu_batch_size: int = Field(
+        default=8, gt=0, description="Jobs a gpu worker drafts together at most."
+    )
+    gpu_batch_wait_ms: int = Field(
+        default=200, ge=0, description="How long a gpu worker waits to fill a batch."
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server, e.g. http://vllm:8000/v1."
+    )
+    openai_model: str | None = Field(default=None, description="Model name on that server.")
+    openai_api_key: SecretStr | None = Field(default=None, description="Its API key, if any.")
+    openai_concurrency: int = Field(default=4, gt=0, description="Requests in flight at most.")
+    openai_timeout: float = Field(default=120.0, gt=0, description="Seconds per request.")
+    openai_json_schema: bool = Field(
+        default=True, description="Ask for JSON-schema constrained output (vLLM, llama.cpp)."
+    )
+
     # -- the live system ---------------------------------------------------------------------
     ehr_base_url: str | None = Field(
         default=None, description="FHIR base URL of the EHR (e.g. https://ehr.example.org/fhir)."

@@ -1,8 +1,17 @@
-"""Grounding checks on every draft, whichever backend wrote it.
+"""Grounding checks on every draft, whichever backend wrote it (the template included).
 
-A sentence stays only if it cites at least one fact, cites only facts that exist, and every
-number it states appears in the facts it cites. A section left without sentences, or missing,
-falls back to its template text. The report says what was dropped and why.
+A sentence stays only if it
+- cites at least one fact, and only facts that exist;
+- states no number that is missing from the facts it cites (doses, values, dates, durations);
+- names no medication, diagnosis, procedure, allergen or result of the stay without citing a
+  fact that names it too (the record's own synonyms count: a coding's display and its text);
+- names no drug or serious diagnosis from outside the chart (``fhirgen.lexicon``) unless a
+  cited fact names it; a drug must be named by a structured fact, never only by a note's text,
+  so an instruction written in a note ("add warfarin") cannot become a medication;
+- is at most ``MAX_SENTENCE_CHARS`` long, in a section of at most ``MAX_SECTION_SENTENCES``.
+
+A section left without sentences, or missing, falls back to its template text. The report
+says what was dropped and why, per section.
 """
 
 from __future__ import annotations
@@ -13,10 +22,13 @@ from decimal import Decimal
 from functools import lru_cache
 
 from fhirgen.documents.base import DocumentKind, Draft, Section, Sentence
-from fhirgen.facts import Fact, FactSet
+from fhirgen.facts import Fact, FactKind, FactSet
+from fhirgen.lexicon import clinical_words, is_drug
 
 MAX_SENTENCE_CHARS = 1200
+MAX_SECTION_SENTENCES = 200
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)")
+_MIN_NAME = 4  # shorter names ("BP", "INR") are too ambiguous to police by substring
 
 
 @dataclass(frozen=True)
@@ -47,12 +59,14 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
     dropped: list[Dropped] = []
     fallbacks: list[str] = []
     sections: list[Section] = []
-    support: dict[str, set[str]] = {}
+    support = _Support(facts)
     for spec in kind.sections:
         section = draft.section(spec.key)
         kept: list[Sentence] = []
         for sentence in section.sentences if section else ():
             reason = sentence_problem(sentence, facts, support)
+            if not reason and len(kept) >= MAX_SECTION_SENTENCES:
+                reason = f"section longer than {MAX_SECTION_SENTENCES} sentences"
             if reason:
                 dropped.append(Dropped(spec.key, sentence.text, reason))
             else:
@@ -62,17 +76,15 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
             sections.append(kind.template_section(spec.key, facts))
         else:
             sections.append(Section(spec.key, spec.title, tuple(kept)))
-    verified = Draft(draft.kind, draft.title, tuple(sections), draft.backend, draft.model)
+    verified = Draft(
+        draft.kind, draft.title, tuple(sections), draft.backend, draft.model, draft.usage
+    )
     return verified, VerificationReport(draft.kind, tuple(dropped), tuple(fallbacks))
 
 
-def sentence_problem(
-    sentence: Sentence, facts: FactSet, support: dict[str, set[str]] | None = None
-) -> str:
-    """Why a sentence cannot go into the chart, or '' when it can.
-
-    ``support`` caches each fact's numbers across the sentences of one draft.
-    """
+def sentence_problem(sentence: Sentence, facts: FactSet, support: _Support | None = None) -> str:
+    """Why a sentence cannot go into the chart, or '' when it can."""
+    support = support or _Support(facts)
     text = sentence.text.strip()
     if not text:
         return "empty sentence"
@@ -83,15 +95,23 @@ def sentence_problem(
     unknown = [c for c in sentence.cites if facts.get(c) is None]
     if unknown:
         return f"cites unknown fact(s): {', '.join(unknown)}"
-    support = {} if support is None else support
-    allowed: set[str] = set()
-    for fact_id in sentence.cites:
-        if fact_id not in support:
-            support[fact_id] = numbers_in(*_support(facts.get(fact_id)))
-        allowed |= support[fact_id]
-    missing = sorted(numbers_in(text) - allowed)
+    missing = sorted(numbers_in(text) - support.numbers(sentence.cites))
     if missing:
         return f"states number(s) not in the cited facts: {', '.join(missing)}"
+    lowered = " ".join(text.lower().split())
+    cited_text = support.text(sentence.cites)
+    for name, owner in support.names:
+        if owner in sentence.cites or name not in lowered or name in cited_text:
+            continue
+        if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", lowered):
+            return f"names {name!r} ({owner}) without citing it"
+    structured = support.text(sentence.cites, structured=True)
+    for word in sorted(clinical_words(lowered)):
+        if is_drug(word):
+            if word not in structured:
+                return f"names the drug {word!r}, which no cited medication or result names"
+        elif word not in cited_text:
+            return f"names {word!r}, which the cited facts do not"
     return ""
 
 
@@ -104,21 +124,55 @@ def numbers_in(*texts: str) -> set[str]:
 def _normal_number(match: str) -> str:
     if "," in match:
         # '1,000' groups thousands; '0,5' is a decimal comma.
-        match = (
-            match.replace(",", "")
-            if re.fullmatch(r"\d{1,3}(,\d{3})+", match)
-            else match.replace(",", ".")
-        )
+        thousands = re.fullmatch(r"\d{1,3}(,\d{3})+", match)
+        match = match.replace(",", "") if thousands else match.replace(",", ".")
     return format(Decimal(match).normalize(), "f")
 
 
-def _support(fact: Fact | None) -> list[str]:
-    texts: list[str] = []
-    if fact is not None:
-        texts.append(fact.text)
-        texts.extend(fact.names)
-        texts.extend(f"{v.value} {v.unit} {v.when or ''}" for v in fact.values)
-        texts.extend(value for _, value in fact.attrs)
-        if fact.date:
-            texts.append(fact.date)
-    return texts
+class _Support:
+    """What each fact of a stay supports, computed once per draft."""
+
+    def __init__(self, facts: FactSet) -> None:
+        self._facts = facts
+        self._text: dict[tuple[str, bool], str] = {}
+        self._numbers: dict[str, set[str]] = {}
+        names: dict[str, str] = {}
+        for fact in facts:
+            if fact.kind in (FactKind.ABSENT, FactKind.STAY, FactKind.CARE_TEAM, FactKind.NOTE):
+                continue  # their "names" are words any sentence may use
+            for name in fact.names:
+                key = " ".join(name.lower().split())
+                if len(key) >= _MIN_NAME:
+                    names.setdefault(key, fact.id)
+        # Longest first: "acute kidney injury" is reported rather than "kidney".
+        self.names = sorted(names.items(), key=lambda item: -len(item[0]))
+
+    def text(self, fact_ids: tuple[str, ...], *, structured: bool = False) -> str:
+        return " ".join(self._fact_text(f, structured) for f in fact_ids)
+
+    def numbers(self, fact_ids: tuple[str, ...]) -> set[str]:
+        found: set[str] = set()
+        for fact_id in fact_ids:
+            if fact_id not in self._numbers:
+                self._numbers[fact_id] = numbers_in(self._fact_text(fact_id, False))
+            found |= self._numbers[fact_id]
+        return found
+
+    def _fact_text(self, fact_id: str, structured: bool) -> str:
+        key = (fact_id, structured)
+        if key not in self._text:
+            fact = self._facts.get(fact_id)
+            self._text[key] = " ".join(_support(fact, structured).lower().split()) if fact else ""
+        return self._text[key]
+
+
+def _support(fact: Fact, structured: bool) -> str:
+    """The words and numbers a fact stands behind; ``structured`` leaves out note text."""
+    texts = [fact.text, *fact.names]
+    texts.extend(f"{v.value} {v.unit} {v.when or ''}" for v in fact.values)
+    texts.extend(value for name, value in fact.attrs if not (structured and name == "excerpt"))
+    if fact.date:
+        texts.append(fact.date)
+    if structured and fact.kind is FactKind.NOTE:
+        return fact.date or ""
+    return " ".join(texts)

@@ -7,8 +7,9 @@ the template backend, and as the fallback when a model's section fails verificat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from fhirgen.facts import Fact, FactSet
 
@@ -39,6 +40,8 @@ class Draft:
     sections: tuple[Section, ...]
     backend: str
     model: str
+    # What writing it cost (model backends): tokens, milliseconds, batch size, parse problems.
+    usage: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def section(self, key: str) -> Section | None:
         """The section with this key, if present."""

@@ -1,12 +1,17 @@
 """Generation backends: one interface, chosen by ``FHIRGEN_BACKEND`` or ``--backend``.
 
+- ``template``: deterministic text from the facts (and every other backend's fallback);
+- ``transformers``: a causal LM from a local directory or GGUF file, batched on the GPU worker;
+- ``openai``: any OpenAI-compatible server (vLLM, TGI, llama.cpp's server).
+
 Heavy dependencies (torch, transformers) are imported only inside the backend that needs them,
 so the webhook and the io workers stay small and start fast.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from fhirgen.documents.base import DocumentKind, Draft
@@ -14,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class Generator(Protocol):
-    """Writes a draft of one document kind from a stay's facts."""
+    """Writes drafts of document kinds from stays' facts."""
 
     name: str  # the backend, e.g. "template"
     model: str  # what wrote the text, for the Provenance Device
@@ -24,8 +29,12 @@ class Generator(Protocol):
         """A draft whose every sentence cites the facts it states."""
         ...
 
+    def draft_many(self, requests: Sequence[tuple[DocumentKind, FactSet]]) -> list[Draft]:
+        """Drafts for many stays at once (model backends batch their calls)."""
+        ...
 
-_BACKENDS = ("template",)
+
+_BACKENDS = ("template", "transformers", "openai")
 
 
 def backend_names() -> tuple[str, ...]:
@@ -33,12 +42,24 @@ def backend_names() -> tuple[str, ...]:
     return _BACKENDS
 
 
-def get_generator(name: str) -> Generator:
-    """The backend called ``name``."""
+def get_generator(name: str, settings: Any = None) -> Generator:
+    """The backend called ``name``, configured from ``settings`` (model backends need them)."""
+    from fhirgen.errors import ConfigError
+
     if name == "template":
         from fhirgen.generation.template import TemplateGenerator
 
         return TemplateGenerator()
-    from fhirgen.errors import ConfigError
+    if name not in _BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
+    if settings is None:
+        from fhirgen.config import load_settings
 
-    raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
+        settings = load_settings()
+    if name == "transformers":
+        from fhirgen.generation.transformers_backend import TransformersGenerator
+
+        return TransformersGenerator.from_settings(settings)
+    from fhirgen.generation.openai_backend import OpenAIGenerator
+
+    return OpenAIGenerator.from_settings(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fhirgen.documents.base import DocumentKind, Draft
 from fhirgen.facts import FactSet
 
@@ -17,3 +19,6 @@ class TemplateGenerator:
         """All sections of ``kind`` written from their templates."""
         sections = tuple(kind.template_section(spec.key, facts) for spec in kind.sections)
         return Draft(kind.key, kind.title, sections, self.name, self.model)
+
+    def draft_many(self, requests: Sequence[tuple[DocumentKind, FactSet]]) -> list[Draft]:
+        return [self.draft(kind, facts) for kind, facts in requests]
