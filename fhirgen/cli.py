@@ -100,6 +100,19 @@ def _settings(**overrides: Any) -> Settings:
         sys.exit(EXIT_USAGE)
 
 
+def _generator(settings: Settings) -> Any:
+    try:
+        return get_generator(settings.backend, settings)
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _batch(settings: Settings) -> int:
+    """Stays drafted together: model backends batch their calls; the template has no need."""
+    return 1 if settings.backend == "template" else settings.gpu_batch_size
+
+
 def _timestamp(value: str | None) -> str | None:
     if value is None:
         return None
@@ -117,6 +130,12 @@ _inputs = click.argument(
 )
 _backend = click.option(
     "--backend", type=click.Choice(backend_names()), help="Generation backend (FHIRGEN_BACKEND)."
+)
+_model = click.option(
+    "--model",
+    "model",
+    type=click.Path(path_type=Path, exists=True),
+    help="Model folder or GGUF file for --backend transformers (FHIRGEN_MODEL_PATH).",
 )
 _encounter = click.option(
     "--encounter",
@@ -142,6 +161,7 @@ _progress = click.option(
 )
 @_encounter
 @_backend
+@_model
 @click.option(
     "--timestamp",
     metavar="ISO|now",
@@ -153,6 +173,7 @@ def generate(
     out: Path,
     encounters: tuple[str, ...],
     backend: str | None,
+    model: Path | None,
     timestamp: str | None,
     progress: bool | None,
 ) -> None:
@@ -161,14 +182,17 @@ def generate(
     Writes OUT/<encounter-id>.json: the transaction Bundle the live system would POST.
     Exit status 1 if any input or stay failed (the rest is still written), 0 otherwise.
     """
-    settings = _settings(backend=backend)
+    settings = _settings(backend=backend, model_path=model)
     stamp = _timestamp(timestamp)
-    generator = get_generator(settings.backend)
+    generator = _generator(settings)
     output = _Output(progress)
     with OfflineRun(settings, output.problem) as run:
         run.load(list(inputs))
         with output.bar(run.count_stays(encounters), "drafting"):
-            for outcome in run.stays(generator, encounters=encounters, generated_at=stamp):
+            batch = _batch(settings)
+            for outcome in run.stays(
+                generator, encounters=encounters, generated_at=stamp, batch=batch
+            ):
                 output.advance()
                 _announce_written(outcome, out, output)
         click.echo(run.summary.line(), err=True)
@@ -193,12 +217,14 @@ def _announce_written(outcome: StayOutcome, out: Path, output: _Output) -> None:
 @_inputs
 @_encounter
 @_backend
+@_model
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @_progress
 def evaluate(
     inputs: tuple[Path, ...],
     encounters: tuple[str, ...],
     backend: str | None,
+    model: Path | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -210,15 +236,17 @@ def evaluate(
     """
     from fhirgen.evaluation import EvaluationTotals, evaluate_stay
 
-    settings = _settings(backend=backend)
-    generator = get_generator(settings.backend)
+    settings = _settings(backend=backend, model_path=model)
+    generator = _generator(settings)
     output = _Output(progress if not as_json else False)
     totals = EvaluationTotals()
     per_stay = []
     with OfflineRun(settings, output.problem) as run:
         run.load(list(inputs))
         with output.bar(run.count_stays(encounters), "evaluating"):
-            for outcome in run.stays(generator, encounters=encounters, validate=False):
+            for outcome in run.stays(
+                generator, encounters=encounters, validate=False, batch=_batch(settings)
+            ):
                 output.advance()
                 if outcome.draft is None:
                     totals.failed_stays += 1
@@ -304,7 +332,7 @@ def demo(offline: bool, once: bool, out: Path) -> None:
     samples = files("fhirgen") / "samples"
     inputs = [Path(str(samples / "stays")), Path(str(samples / "bulk"))]
     settings = _settings()
-    generator = get_generator(settings.backend)
+    generator = _generator(settings)
     output = _Output(progress=False)
     written: list[Path] = []
     with OfflineRun(settings, output.problem) as run:
@@ -369,7 +397,10 @@ def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
     chosen = pool or pool_for(names)
     count = 1 if chosen == "solo" else (concurrency or os.cpu_count() or 1)
     name = f"{'-'.join(names)}@%h"
-    sys.exit(run_child(celery_worker_command(names, count, chosen, settings.log_level, name), env))
+    # A gpu worker holds up to a batch of jobs at once, so it must be allowed to prefetch them.
+    prefetch = settings.gpu_batch_size if "gpu" in names else 1
+    command = celery_worker_command(names, count, chosen, settings.log_level, name, prefetch)
+    sys.exit(run_child(command, env))
 
 
 @cli.command()

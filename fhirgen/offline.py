@@ -18,9 +18,8 @@ from fhirgen.context import STAY_RESOURCE_TYPES, find_stays, is_inpatient_stay
 from fhirgen.errors import PermanentError
 from fhirgen.fhir.loading import Loader, ResourcePool
 from fhirgen.fhir.problems import Problem
-from fhirgen.fhir.record import PatientRecord
 from fhirgen.generation import Generator
-from fhirgen.pipeline import StayDraft, draft_stay
+from fhirgen.pipeline import StayDraft, StayRequest, draft_stays
 
 Report = Callable[[Problem], None]
 
@@ -113,8 +112,12 @@ class OfflineRun:
         encounters: Sequence[str] = (),
         generated_at: str | None = None,
         validate: bool = True,
+        batch: int = 1,
     ) -> Iterator[StayOutcome]:
-        """Draft every finished inpatient stay, or only ``encounters`` (whatever their class)."""
+        """Draft every finished inpatient stay, or only ``encounters`` (whatever their class).
+
+        ``batch`` stays go to the generator together (model backends batch their calls).
+        """
         classes = set(self.settings.inpatient_classes)
         wanted: dict[str, list[str]] = {}
         orphans: list[dict] = []
@@ -134,6 +137,7 @@ class OfflineRun:
             orphans = [
                 e for p, e in self.pool.encounters() if p is None and is_inpatient_stay(e, classes)
             ]
+        pending: list[StayRequest] = []
         for patient_id in patients:
             record = self.pool.record(patient_id, STAY_RESOURCE_TYPES)
             if encounters:
@@ -145,7 +149,12 @@ class OfflineRun:
             if not stays:
                 self.summary.records_without_stay += 1
             for encounter in stays:
-                yield self._draft(record, encounter, generator, generated_at, validate)
+                pending.append(StayRequest(record, encounter, generated_at))
+                if len(pending) >= batch:
+                    yield from self._draft(pending, generator, validate)
+                    pending = []
+        if pending:
+            yield from self._draft(pending, generator, validate)
         for encounter in orphans:
             key = f"Encounter/{encounter.get('id')}"
             subject = (encounter.get("subject") or {}).get("reference") or "no patient"
@@ -155,43 +164,27 @@ class OfflineRun:
             yield StayOutcome(str(encounter.get("id")), None, problem)
 
     def _draft(
-        self,
-        record: PatientRecord,
-        encounter: dict,
-        generator: Generator,
-        generated_at: str | None,
-        validate: bool,
-    ) -> StayOutcome:
-        encounter_id = str(encounter.get("id"))
-        try:
-            result = draft_stay(
-                record,
-                encounter,
-                generator,
-                identifier_system=self.settings.identifier_system,
-                generated_at=generated_at,
-                validate=validate,
-            )
-        except PermanentError as exc:
-            where = getattr(exc, "where", "") or f"Encounter/{encounter_id}"
-            problem = Problem(where, str(exc).removeprefix(f"{where}: "))
-        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
-            # Input is not validated on the way in (too slow): a resource whose fields have the
-            # wrong JSON shape surfaces here. The stay fails with a clear line; others go on.
-            where = record.origin(f"Encounter/{encounter_id}") or f"Encounter/{encounter_id}"
-            problem = Problem(
-                where,
-                f"Encounter/{encounter_id}: malformed FHIR data in this stay's record "
-                f"({type(exc).__name__}: {exc})",
-            )
-        else:
+        self, requests: list[StayRequest], generator: Generator, validate: bool
+    ) -> Iterator[StayOutcome]:
+        results = draft_stays(
+            requests,
+            generator,
+            identifier_system=self.settings.identifier_system,
+            validate=validate,
+        )
+        for request, result in zip(requests, results, strict=True):
+            encounter_id = str(request.encounter.get("id"))
+            if isinstance(result, PermanentError):
+                where = getattr(result, "where", "") or f"Encounter/{encounter_id}"
+                problem = Problem(where, str(result).removeprefix(f"{where}: "))
+                self.summary.stays_failed += 1
+                self._report(problem)
+                yield StayOutcome(encounter_id, None, problem)
+                continue
             for warning in result.context.warnings:
                 self.report(warning)
             self.summary.stays_drafted += 1
-            return StayOutcome(encounter_id, result, None)
-        self.summary.stays_failed += 1
-        self._report(problem)
-        return StayOutcome(encounter_id, None, problem)
+            yield StayOutcome(encounter_id, result, None)
 
 
 def write_bundle(directory: Path, encounter_id: str, bundle: object) -> Path:

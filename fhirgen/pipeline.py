@@ -1,25 +1,28 @@
 """The pipeline, step by step: record → context → facts → drafts → verified drafts → Bundle.
 
 Each step takes immutable inputs and returns a new value. The offline CLI and the live workers
-call these same functions, so the same record gives the same resources on both paths.
+call these same functions, so the same record gives the same resources on both paths. Model
+backends draft many stays in one call (``draft_stays``); the template backend does not care.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from fhirgen.context import StayContext, build_context
 from fhirgen.documents import care_plan, discharge_summary
 from fhirgen.documents.base import Draft
-from fhirgen.errors import PermanentError
+from fhirgen.errors import InputError, PermanentError
 from fhirgen.facts import FactSet, extract_facts
 from fhirgen.fhir.record import PatientRecord, Resource
 from fhirgen.fhir.validation import written_bundle_errors
 from fhirgen.generation import Generator
 from fhirgen.render import Author, as_instant, render_bundle
 from fhirgen.verify import VerificationReport, verify
+
+KINDS = (discharge_summary.KIND, care_plan.KIND)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,25 @@ class StayDraft:
     reports: Mapping[str, VerificationReport]
     bundle: Mapping
     timings: Mapping[str, float]  # milliseconds per step
+
+
+@dataclass(frozen=True)
+class StayRequest:
+    """One stay to draft, with the options that differ per stay."""
+
+    record: PatientRecord
+    encounter: Resource
+    generated_at: str | None = None
+    replaces: str | None = None
+    regeneration: int = 0
+
+
+@dataclass
+class _Prepared:
+    request: StayRequest
+    context: StayContext
+    facts: FactSet
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def draft_stay(
@@ -52,40 +74,93 @@ def draft_stay(
     and ``PermanentError`` if the Bundle fails FHIR validation (skip that with ``validate``
     only to report on the output, as ``fhirgen eval`` does).
     """
-    timings: dict[str, float] = {}
+    request = StayRequest(record, encounter, generated_at, replaces, regeneration)
+    (result,) = draft_stays(
+        [request], generator, identifier_system=identifier_system, validate=validate
+    )
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def draft_stays(
+    requests: Sequence[StayRequest],
+    generator: Generator,
+    *,
+    identifier_system: str,
+    validate: bool = True,
+) -> list[StayDraft | PermanentError]:
+    """Draft many stays with one call to the generator; a stay that fails gets its error."""
+    results: list[StayDraft | PermanentError | None] = [None] * len(requests)
+    prepared: list[tuple[int, _Prepared]] = []
+    for index, request in enumerate(requests):
+        try:
+            prepared.append((index, _prepare(request)))
+        except PermanentError as exc:
+            results[index] = exc
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+            # Input is not validated on the way in (too slow): a resource whose fields have
+            # the wrong JSON shape surfaces here. This stay fails with a clear reason.
+            key = f"Encounter/{request.encounter.get('id')}"
+            results[index] = InputError(
+                f"{key}: malformed FHIR data in this stay's record ({type(exc).__name__}: {exc})",
+                where=request.record.origin(key) or key,
+            )
+    started = time.perf_counter()
+    drafts = generator.draft_many([(kind, p.facts) for _, p in prepared for kind in KINDS])
+    share = (time.perf_counter() - started) * 1000 / max(len(prepared), 1)
+    for position, (index, stay) in enumerate(prepared):
+        stay.timings["generate"] = round(share, 3)
+        mine = drafts[position * len(KINDS) : (position + 1) * len(KINDS)]
+        try:
+            results[index] = _finish(stay, mine, generator, identifier_system, validate)
+        except PermanentError as exc:
+            results[index] = exc
+    return [r for r in results if r is not None]
+
+
+def _prepare(request: StayRequest) -> _Prepared:
     clock = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[step] = round((now - clock) * 1000, 3)
-        clock = now
-
-    context = build_context(record, encounter)
-    lap("context")
+    context = build_context(request.record, request.encounter)
+    built = time.perf_counter()
     facts = extract_facts(context)
-    lap("facts")
-    drafts: dict[str, Draft] = {}
+    done = time.perf_counter()
+    timings = {
+        "context": round((built - clock) * 1000, 3),
+        "facts": round((done - built) * 1000, 3),
+    }
+    return _Prepared(request, context, facts, timings)
+
+
+def _finish(
+    stay: _Prepared,
+    drafts: Sequence[Draft],
+    generator: Generator,
+    identifier_system: str,
+    validate: bool,
+) -> StayDraft:
+    clock = time.perf_counter()
+    verified: dict[str, Draft] = {}
     reports: dict[str, VerificationReport] = {}
-    for kind in (discharge_summary.KIND, care_plan.KIND):
-        drafts[kind.key], reports[kind.key] = verify(generator.draft(kind, facts), kind, facts)
-    lap("generate")
-    stamp = generated_at or as_instant(context.discharged) or as_instant(context.admitted)
+    for kind, draft in zip(KINDS, drafts, strict=True):
+        verified[kind.key], reports[kind.key] = verify(draft, kind, stay.facts)
+    context, request = stay.context, stay.request
+    stamp = request.generated_at or as_instant(context.discharged) or as_instant(context.admitted)
     if stamp is None:
         raise PermanentError(f"Encounter/{context.encounter_id} has no period to date the draft")
     bundle = render_bundle(
         context,
-        facts,
-        drafts[discharge_summary.KIND.key],
-        drafts[care_plan.KIND.key],
+        stay.facts,
+        verified[discharge_summary.KIND.key],
+        verified[care_plan.KIND.key],
         author=Author(generator.name, generator.model, generator.version),
         generated_at=stamp,
         identifier_system=identifier_system,
-        replaces=replaces,
-        regeneration=regeneration,
+        replaces=request.replaces,
+        regeneration=request.regeneration,
     )
     errors = written_bundle_errors(bundle) if validate else []
     if errors:
         raise PermanentError(f"generated Bundle is not valid FHIR R4: {'; '.join(errors[:5])}")
-    lap("render")
-    return StayDraft(context, facts, drafts, reports, bundle, timings)
+    stay.timings["render"] = round((time.perf_counter() - clock) * 1000, 3)
+    return StayDraft(context, stay.facts, verified, reports, bundle, dict(stay.timings))

@@ -68,7 +68,12 @@ def gunicorn_command(
 
 
 def celery_worker_command(
-    queues: Sequence[str], concurrency: int, pool: str, log_level: str, name: str
+    queues: Sequence[str],
+    concurrency: int,
+    pool: str,
+    log_level: str,
+    name: str,
+    prefetch: int = 1,
 ) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "workers.main", "worker",
@@ -77,6 +82,7 @@ def celery_worker_command(
         "--pool", pool,
         "--hostname", name,
         "--loglevel", log_level,
+        "--prefetch-multiplier", str(prefetch),
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
 

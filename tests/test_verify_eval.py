@@ -96,6 +96,9 @@ class OnlySaysTheStay:
         )
         return Draft(kind.key, kind.title, sections, self.name, self.model)
 
+    def draft_many(self, requests):
+        return [self.draft(kind, facts) for kind, facts in requests]
+
 
 def test_eval_fails_a_draft_that_leaves_out_the_chart():
     record = PatientRecord("p1", small_stay())

@@ -29,7 +29,8 @@ def services() -> Services:
     def client() -> FhirClient:
         return FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout)
 
-    generator = cache(lambda: get_generator(settings.backend))
+    # Loaded on first use in the worker process (never at import: CUDA does not survive fork).
+    generator = cache(lambda: get_generator(settings.backend, settings))
     return Services(store=store, settings=settings, client=client, generator=generator)
 
 

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from celery import Task, shared_task
+from celery_batches import Batches, SimpleRequest
 
 from fhirgen import jobs
+from fhirgen.config import load_settings
 from fhirgen.errors import PermanentError, TransientError
 from fhirgen.store import utcnow
 from workers.enqueue import enqueue_jobs, enqueue_reconcile, enqueue_step
@@ -57,9 +59,56 @@ def read_stay(self: Task, job_id: str) -> None:
     _run(self, jobs.read, job_id)
 
 
-@shared_task(name="fhirgen.generate", bind=True, max_retries=None)
-def generate(self: Task, job_id: str) -> None:
-    _run(self, jobs.generate, job_id)
+_SETTINGS = load_settings()
+
+
+@shared_task(
+    name="fhirgen.generate",
+    base=Batches,
+    # The gpu worker drafts up to N jobs together, waiting at most T ms to fill a batch.
+    flush_every=_SETTINGS.gpu_batch_size,
+    flush_interval=_SETTINGS.gpu_batch_wait_ms / 1000,
+    acks_late=True,
+)
+def generate(requests: list[SimpleRequest]) -> None:
+    env = services()
+    job_ids = [str(request.args[0]) for request in requests]
+    try:
+        following = jobs.generate_many(env, job_ids)
+    except TransientError as exc:
+        _retry_later(env, job_ids, exc)
+        return
+    except Exception as exc:
+        # A batch task that raises is never acknowledged and would come back for ever: a bug
+        # here fails the jobs it held, visibly, with its type, instead.
+        log.exception("generation batch of %d job(s) failed", len(job_ids))
+        for job_id in job_ids:
+            jobs.fail(env, job_id, f"internal error while drafting: {type(exc).__name__}")
+        return
+    for job_id, step in following.items():
+        if step:
+            enqueue_step(step, job_id)
+
+
+def _retry_later(env: jobs.Services, job_ids: list[str], exc: TransientError) -> None:
+    """The model could not take this batch right now: each job is sent again, with backoff."""
+    app = generate.app
+    for job_id in job_ids:
+        job = env.store.job(job_id)
+        if job is None or job.state != "generating":
+            continue
+        env.store.count_attempt(job_id)
+        if job.attempts >= env.settings.task_max_retries:
+            jobs.fail(env, job_id, f"gave up after {job.attempts} attempts: {exc}")
+            continue
+        wait = max(backoff(job.attempts, env.settings.retry_backoff_max), exc.retry_after or 0.0)
+        env.store.audit(
+            "worker",
+            "retry",
+            job_id=job_id,
+            detail=f"fhirgen.generate: {type(exc).__name__} ({exc}); retry in {wait:.1f}s",
+        )
+        app.send_task("fhirgen.generate", args=[job_id], countdown=wait)
 
 
 @shared_task(name="fhirgen.write_back", bind=True, max_retries=None)

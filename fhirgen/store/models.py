@@ -93,6 +93,8 @@ class Job(Base):
     facts: Mapped[int | None] = mapped_column(Integer)
     sentences: Mapped[int | None] = mapped_column(Integer)
     verification: Mapped[dict | None] = mapped_column(JSON)
+    # The model's work: prompt/output tokens, milliseconds, batch sizes, parse problems.
+    usage: Mapped[dict | None] = mapped_column(JSON)
     replaces: Mapped[str | None] = mapped_column(String(200))
     document_reference: Mapped[str | None] = mapped_column(String(200))
     care_plan: Mapped[str | None] = mapped_column(String(200))
