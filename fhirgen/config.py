@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".fhirgen"), description="Where fhirgen keeps its state (store, caches)."
     )
-    backend: str = Field(default="template", description="Generation backend: template.")
+    backend: str = Field(
+        default="template", description="Generation backend: template, transformers or openai."
+    )
     inpatient_classes: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_INPATIENT_CLASSES,
         description="Encounter.class codes that count as an inpatient stay (comma-separated).",
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=120.0, gt=0, description="Seconds per request.")
     openai_json_schema: bool = Field(
         default=True, description="Ask for JSON-schema constrained output (vLLM, llama.cpp)."
+    )
+    openai_stream: bool = Field(default=False, description="Stream answers (Server-Sent Events).")
+    openai_max_retries: int = Field(
+        default=4, ge=0, description="Retries of a request after 429, 5xx or a timeout."
     )
 
     # -- the live system ---------------------------------------------------------------------
