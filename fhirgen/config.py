@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     gpu_batch_size: int = Field(
         default=8, gt=0, description="Jobs a gpu worker drafts together at most."
     )
+    model_batch_size: int = Field(
+        default=16, gt=0, description="Prompts in one generate call at most (6 per stay)."
+    )
+    model_batch_tokens: int = Field(
+        default=32768, gt=0, description="Padded prompt tokens in one generate call at most."
+    )
     gpu_batch_wait_ms: int = Field(
         default=200, ge=0, description="How long a gpu worker waits to fill a batch."
     )

@@ -28,8 +28,14 @@ def parse_sentences(answer: str, *, prefix: str = "") -> Parsed:
     """Sentences from a model's answer (``prefix`` is text we placed before it, if any)."""
     if not answer.strip():
         return Parsed((), "empty answer")
-    text = answer if answer.lstrip().startswith(("{", "`", "[")) or not prefix else prefix + answer
-    text = _strip_fences(text)
+    # The answer usually continues our prefix; a model may also restart the object itself.
+    candidates = [prefix + answer, answer] if prefix else [answer]
+    for candidate in candidates:
+        whole = _whole_object(_strip_fences(candidate))
+        if whole is not None and isinstance(whole.get("sentences"), list):
+            sentences, skipped = _sentences(whole["sentences"])
+            return Parsed(sentences, f"{skipped} malformed item(s) skipped" if skipped else "")
+    text = _strip_fences(answer if answer.lstrip().startswith(("{", "`", "[")) else prefix + answer)
     whole = _whole_object(text)
     if whole is not None:
         items = whole.get("sentences")
