@@ -20,11 +20,9 @@ def accept(store: Store, subscription_id: str, notification: Notification) -> In
     if kind == "rest-hook":
         events = [(None, focus) for focus in notification.focus] or [(None, None)]
     elif kind in _WITH_EVENTS:
-        for event in notification.events:
-            # Only an Encounter focus names a stay; without a focus (content "empty") the store
-            # asks for a reconciliation search.
-            focus = event.focus if event.focus and event.focus.startswith("Encounter/") else None
-            events.append((event.number, focus))
+        # The store drafts only an Encounter focus; an event without one (content "empty")
+        # makes it ask for a reconciliation search. Other focus types are recorded as they came.
+        events = [(event.number, event.focus) for event in notification.events]
     result = store.record_notification(
         subscription_id, kind, events=events, events_since=notification.events_since
     )

@@ -55,12 +55,19 @@ def run_child(command: Sequence[str], env: dict[str, str]) -> int:
 def gunicorn_command(
     host: str, port: int, workers: int, *, timeout: int = 30, app: str = "webhooks:create_app()"
 ) -> list[str]:
-    """gunicorn for ``app`` (the benchmark serves its bare endpoint with the same settings)."""
+    """gunicorn for ``app`` (the benchmark serves its bare endpoint with the same settings).
+
+    Threaded workers: a notification waits on SQLite and Redis for part of its time, which
+    another thread of the process uses, and keep-alive spares the EHR a TCP connection per
+    notification (the sync worker closes every connection). On 2 CPUs ``bench/ingest.py``
+    measured 10-40 % more notifications per second than sync workers, and as many workers as
+    CPUs did better than 2 x CPUs + 1 (docs/BENCHMARKS.md)."""
     return [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"{host}:{port}",
         "--workers", str(workers),
-        "--worker-class", "sync",
+        "--worker-class", "gthread",
+        "--threads", "4",
         "--timeout", str(timeout),
         "--graceful-timeout", "20",
         "--keep-alive", "5",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets as random
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,12 +204,29 @@ def verify(subscription: Any, headers: Mapping[str, str], body: bytes, vault: Va
         if not signature:
             return "missing X-Signature"
         if vault is None or not signature_matches(
-            body, signature, vault.decrypt(subscription.hmac_secret)
+            body, signature, _hmac_key(vault, subscription.hmac_secret)
         ):
             return "bad signature"
     if not subscription.token_hash and not subscription.hmac_secret:
         return "subscription has no secret"
     return ""
+
+
+_HMAC_KEYS: weakref.WeakKeyDictionary[Vault, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def _hmac_key(vault: Vault, encrypted: str) -> str:
+    """A subscription's HMAC key, decrypted once per process and vault (Fernet costs about as
+    much as the rest of the check), not on every notification."""
+    keys = _HMAC_KEYS.get(vault)
+    if keys is None:
+        keys = _HMAC_KEYS[vault] = {}
+    key = keys.get(encrypted)
+    if key is None:
+        if len(keys) >= 1024:
+            keys.clear()
+        key = keys[encrypted] = vault.decrypt(encrypted)
+    return key
 
 
 def _extension_values(node: Any, url: str) -> list[str]:

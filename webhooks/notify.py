@@ -36,6 +36,7 @@ def notify(
     subscription_id: str, path_type: str | None = None, path_id: str | None = None
 ) -> Response:
     state = current_app.extensions["fhirgen"]
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     try:
         subscription = _subscription(state, subscription_id)
     except StoreError:
@@ -45,19 +46,19 @@ def notify(
     if subscription.status in ("off", "paused"):
         return _refuse(404, "not-found", f"subscription is {subscription.status}", subscription_id)
     limit = state.settings.max_notification_bytes
-    if request.content_length is not None and request.content_length > limit:
+    if req.content_length is not None and req.content_length > limit:
         return _refuse(413, "too-costly", f"body over {limit} bytes", subscription_id)
-    body = request.stream.read(limit + 1)
+    body = req.stream.read(limit + 1)
     if len(body) > limit:
         return _refuse(413, "too-costly", f"body over {limit} bytes", subscription_id)
-    problem = verify(subscription, request.headers, body, state.vault)
+    problem = verify(subscription, req.headers, body, state.vault)
     if problem:
         return _refuse(401, "login", problem, subscription_id)
     try:
         notification = parse_notification(
-            request.method,
+            req.method,
             body,
-            content_type=request.content_type,
+            content_type=req.content_type,
             path_type=path_type,
             path_id=path_id,
         )
@@ -86,7 +87,7 @@ def notify(
         len(intake.jobs),
         f", gap {intake.gap[0]}-{intake.gap[1]}" if intake.gap else "",
     )
-    if request.method == "PUT":
+    if req.method == "PUT":
         # HAPI-style servers expect the resource back.
         return Response(body, status=200, mimetype=FHIR_JSON)
     return Response(ACCEPTED, status=200, mimetype=FHIR_JSON)
