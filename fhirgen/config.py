@@ -160,6 +160,13 @@ class Settings(BaseSettings):
     retry_backoff_max: int = Field(
         default=600, gt=0, description="Longest wait between retries, seconds."
     )
+    console_idle_minutes: float = Field(
+        default=30.0, gt=0, description="Console sessions end after this long without a request."
+    )
+    console_cookie_secure: bool | None = Field(
+        default=None,
+        description="Console cookies only over HTTPS; unset: when FHIRGEN_PUBLIC_URL is https.",
+    )
 
     @field_validator("inpatient_classes", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 import shutil
 import signal
 import sys
@@ -26,6 +27,21 @@ from fhirgen.config import load_settings
 from fhirgen.processes import Supervisor, free_port, wait_for
 
 DRAFT_TIMEOUT = 180.0
+
+
+def _console_user(settings: Any) -> str:
+    """An admin for this demo's console, with a fresh random password (shown once)."""
+    from fhirgen.store import Store
+    from fhirgen.users import add_user
+
+    password = secrets.token_urlsafe(12)
+    store = Store.from_settings(settings)
+    try:
+        store.migrate()
+        add_user(store, "demo", "admin", password)
+    finally:
+        store.dispose()
+    return password
 
 
 def run_live_demo(*, once: bool = False, folder: Path = Path(".fhirgen/demo")) -> int:
@@ -77,6 +93,7 @@ def run_live_demo(*, once: bool = False, folder: Path = Path(".fhirgen/demo")) -
         step("workers", "io (2 processes), gpu (1), scheduler")
         stays = _load_samples(ehr)
         step("sample patients loaded", f"{len(stays)} stays in progress")
+        password = _console_user(settings)
         registration = _subscribe(settings)
         step("subscription", f"{registration.criteria} -> {registration.endpoint}")
         discharged = _discharge(ehr, stays)
@@ -87,6 +104,7 @@ def run_live_demo(*, once: bool = False, folder: Path = Path(".fhirgen/demo")) -
         click.echo(
             f"fhirgen webhook:   {public}   health: {public}/readyz   metrics: {public}/metrics"
         )
+        click.echo(f"fhirgen console:   {public}/console   user: demo   password: {password}")
         click.echo(f"logs: {folder / 'logs'}")
         ok = len(drafts) == len(discharged)
         if once or not ok:

@@ -50,7 +50,7 @@ class Vault:
             # would leave the other processes unable to read the secrets.
             raise ConfigError("FHIRGEN_SECRET_KEY must be set when FHIRGEN_DATABASE_URL is")
         else:
-            self._fernet = Fernet(_key_file(Path(settings.data_dir) / "secret.key"))
+            self._fernet = Fernet(key_file(Path(settings.data_dir) / "secret.key"))
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
@@ -64,12 +64,21 @@ class Vault:
             ) from None
 
 
-def _key_file(path: Path) -> bytes:
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    return key
+def key_file(path: Path) -> bytes:
+    """A random key kept in ``path`` (mode 0600), made on first use.
+
+    Written whole under a temporary name, then linked into place: a process starting at the
+    same moment sees no file or the complete one, and the first link wins."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(Fernet.generate_key())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_bytes().strip()

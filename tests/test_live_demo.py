@@ -28,6 +28,9 @@ def test_demo_drafts_every_sample_stay_and_stops_cleanly(tmp_path):
     assert len(rows) == 5, done.stdout
     assert all(float(seconds) < 60 for _, _, seconds in rows)
     assert "EHR (sekmet-fhir): http://127.0.0.1:" in done.stdout
+    assert re.search(
+        r"fhirgen console:\s+http://127\.0\.0\.1:\d+/console\s+user: demo", done.stdout
+    )
     leftover = subprocess.run(
         ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
     )

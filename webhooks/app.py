@@ -24,16 +24,25 @@ class WebhookState:
     vault: Vault
     subscriptions: dict[str, Any] = field(default_factory=dict)
     _redis: redis.Redis | None = None
+    _celery: Any = None
+
+    def celery(self) -> Any:
+        """A Celery app on this app's broker (not the environment's), made on first use."""
+        if self._celery is None:
+            from workers.app import create_celery
+
+            self._celery = create_celery(self.settings)
+        return self._celery
 
     def enqueue_jobs(self, job_ids: Any) -> None:
         from workers.enqueue import enqueue_jobs
 
-        enqueue_jobs(job_ids)
+        enqueue_jobs(job_ids, self.celery())
 
     def enqueue_reconcile(self, subscription_id: str | None) -> None:
         from workers.enqueue import enqueue_reconcile
 
-        enqueue_reconcile(subscription_id)
+        enqueue_reconcile(subscription_id, self.celery())
 
     def redis(self) -> redis.Redis:
         """One client per process (made after gunicorn forks, on first use)."""
@@ -47,10 +56,12 @@ class WebhookState:
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Flask:
     """Build the Flask app; ``migrate`` brings the store's schema up to date first."""
     from webhooks import health, notify
+    from webhooks.console import init_console
     from webhooks.metrics import REQUEST_SECONDS
 
     settings = settings or load_settings()
-    store = Store.from_settings(settings)
+    # The webhook commits in the request: SQLite's WAL checkpoints run beside it, not in it.
+    store = Store.from_settings(settings, background_checkpoints=True)
     if migrate:
         store.migrate()
     app = Flask("fhirgen")
@@ -58,6 +69,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
     app.register_blueprint(notify.blueprint)
     app.register_blueprint(health.blueprint)
+    init_console(app, app.extensions["fhirgen"])
 
     @app.before_request
     def _start_timer() -> None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from celery import Task, shared_task
 from celery_batches import Batches, SimpleRequest
 
+import workers.heartbeat  # noqa: F401  (connects the signals that keep workers listed in the console)
 from fhirgen import jobs
 from fhirgen.config import load_settings
 from fhirgen.errors import PermanentError, TransientError

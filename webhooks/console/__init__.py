@@ -1,0 +1,51 @@
+"""The admin console under ``/console``: server-rendered pages, signed-in users, audited views.
+
+``init_console(app, state)`` is all the app factory calls: it sets the session key and cookie
+flags, and registers Flask-Login, CSRF protection (for the console's forms only: the EHR's
+notifications carry no CSRF token) and the blueprint.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from fhirgen.users import console_session_key
+
+__all__ = ["init_console"]
+
+
+def init_console(app: Flask, state: Any) -> None:
+    """Register the console on ``app``; ``state`` is the app's ``WebhookState``."""
+    from webhooks.console.auth import login_manager
+    from webhooks.console.views import blueprint
+
+    settings = state.settings
+    app.secret_key = console_session_key(settings)
+    secure = settings.console_cookie_secure
+    if secure is None:  # the safe default: Secure whenever the console is served over HTTPS
+        secure = str(settings.public_url).lower().startswith("https://")
+    idle = settings.console_idle_minutes
+    app.config.update(
+        SESSION_COOKIE_NAME="fhirgen_console",
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(secure),
+        # Signed with a timestamp and renewed on each request: a session idle for longer than
+        # this is refused on the server, whatever the browser keeps.
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=float(idle)),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=bool(secure),
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        # The console's views call protect() themselves; /fhir/notify must stay token-free.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session
+    )
+    CSRFProtect(app)
+    login_manager.init_app(app)
+    app.register_blueprint(blueprint)
