@@ -55,7 +55,11 @@ class NotificationEvent(Base):
     """One notification (or one event of a topic-based notification) as received."""
 
     __tablename__ = "notification_events"
-    __table_args__ = (Index("ix_events_subscription_received", "subscription_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_events_subscription_received", "subscription_id", "received_at"),
+        # A late event number is told from a duplicate by looking it up.
+        Index("ix_events_subscription_number", "subscription_id", "event_number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
