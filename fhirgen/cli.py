@@ -448,7 +448,7 @@ def subscribe(
 ) -> None:
     """Register our Subscription on the EHR (classic rest-hook unless --topic)."""
     from fhirgen.errors import FhirgenError
-    from fhirgen.fhir.auth import make_auth
+    from fhirgen.fhir.auth import auth_from_settings
     from fhirgen.fhir.client import FhirClient
     from fhirgen.services import echo_registration
     from fhirgen.store import Store
@@ -461,16 +461,7 @@ def subscribe(
     store = Store.from_settings(settings)
     store.migrate()
     try:
-        auth = make_auth(
-            settings.ehr_auth,
-            base_url=settings.ehr_base_url,
-            token=settings.ehr_token.get_secret_value() if settings.ehr_token else None,
-            client_id=settings.ehr_client_id,
-            private_key_path=settings.ehr_private_key_path,
-            alg=settings.ehr_jwt_alg,
-            kid=settings.ehr_key_id,
-            scopes=settings.ehr_scopes,
-        )
+        auth = auth_from_settings(settings)
         with FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout) as client:
             if topic == "auto":
                 offered = discover_topics(client)

@@ -167,20 +167,11 @@ class LiveSystem:
     @contextmanager
     def ehr_client(self) -> Iterator[Any]:
         """A FhirClient with this system's EHR settings (auth closed afterwards)."""
-        from fhirgen.fhir.auth import make_auth
+        from fhirgen.fhir.auth import auth_from_settings
         from fhirgen.fhir.client import FhirClient
 
         s = self.settings
-        auth = make_auth(
-            s.ehr_auth,
-            base_url=s.ehr_base_url,
-            token=s.ehr_token.get_secret_value() if s.ehr_token else None,
-            client_id=s.ehr_client_id,
-            private_key_path=s.ehr_private_key_path,
-            alg=s.ehr_jwt_alg,
-            kid=s.ehr_key_id,
-            scopes=s.ehr_scopes,
-        )
+        auth = auth_from_settings(s)
         try:
             with FhirClient(s.ehr_base_url, auth=auth, timeout=30) as client:
                 yield client

@@ -14,7 +14,6 @@ import os
 import re
 import statistics
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,55 +46,26 @@ from fhirgen.users import (
     set_password,
     verify_password,
 )
+from tests.databases import fresh_database
 from tests.live import test_redis_url as redis_for_test  # a helper, not a test
 
 PASSWORD = "correct horse battery"
-POSTGRES_URL = os.environ.get(
-    "FHIRGEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 NOW = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
 
 
 # -- stores -----------------------------------------------------------------------------------
 
 
-def _postgres_problem() -> str:
-    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        return f"PostgreSQL not reachable at {engine.url!r}: {type(exc.orig or exc).__name__}"
-    finally:
-        engine.dispose()
-    return ""
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated store on SQLite, or in a PostgreSQL schema of its own (skipped if absent)."""
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'fhirgen.db'}")
-        store.migrate()
-        yield store
-        store.dispose()
-        return
-    problem = _postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    store = Store(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    try:
-        store.migrate()
-        yield store
-    finally:
-        store.dispose()
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_database(request.param, tmp_path) as url:
+        store = Store(url)
+        try:
+            store.migrate()
+            yield store
+        finally:
+            store.dispose()
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ at ``FHIRGEN_TEST_POSTGRES_URL`` (default: the local server, trust auth).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,11 +23,9 @@ from alembic.migration import MigrationContext
 
 from fhirgen.store import Store, utcnow
 from fhirgen.store.models import Base
+from tests.databases import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get(
-    "FHIRGEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TABLES = {
     *("subscriptions", "notification_events", "jobs", "drafts", "job_artifacts"),
     *("audit_log", "kv"),
@@ -37,40 +33,11 @@ TABLES = {
 SUB = "sub-1"
 
 
-@cache
-def _postgres_problem() -> str:
-    """Why PostgreSQL cannot be used here ('' when it can)."""
-    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        return f"PostgreSQL not reachable at {engine.url!r}: {type(exc.orig or exc).__name__}"
-    finally:
-        engine.dispose()
-    return ""
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store' / 'fhirgen.db'}"
-        return
-    problem = _postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -506,6 +473,32 @@ def test_stalled_jobs_are_those_never_enqueued_and_are_claimed_once(store):
     assert store.job(stalled).enqueued_at is not None
     assert store.stalled_jobs(later) == []
     assert store.job(sent).state == "received"
+
+
+def test_jobs_whose_message_was_lost_are_sent_again_only_when_messages_are_missing(store):
+    from fhirgen.config import load_settings
+    from fhirgen.jobs import lost_jobs
+
+    runtime = SimpleNamespace(store=store, settings=load_settings(requeue_after=60))
+    (old,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/o")]).jobs
+    (started,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/p")]).jobs
+    store.advance(started, ("received",), "reading")
+    later = utcnow() + timedelta(seconds=61)
+    assert lost_jobs(runtime, queued=0, now=utcnow()) == []  # not waiting long enough
+    assert lost_jobs(runtime, queued=1, now=later) == []  # its message may still be queued
+    assert lost_jobs(runtime, queued=0, now=later) == [old]  # the broker lost it
+    assert store.job(old).enqueued_at is not None
+    assert lost_jobs(runtime, queued=0, now=later) == []  # once per requeue_after, not each run
+    assert store.job(started).state == "reading"
+
+
+def test_a_lost_job_is_reclaimed_by_one_sweeper_only(store):
+    (job,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/q")]).jobs
+    seen = store.waiting_since(utcnow() + timedelta(seconds=1))
+    assert [job_id for job_id, _ in seen] == [job]
+    now = utcnow()
+    assert store.reclaim_enqueue(seen, now) == [job]
+    assert store.reclaim_enqueue(seen, now) == []
 
 
 # -- draft claims ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from fhirgen.config import load_settings
 from fhirgen.errors import ConfigError
-from fhirgen.fhir.auth import make_auth
+from fhirgen.fhir.auth import auth_from_settings
 from fhirgen.fhir.client import FhirClient
 from fhirgen.generation import get_generator
 from fhirgen.jobs import Services
@@ -36,13 +36,4 @@ def services() -> Services:
 
 def _auth(settings: Any) -> Any:
     """One auth object per process, so a SMART access token is shared by every request."""
-    return make_auth(
-        settings.ehr_auth,
-        base_url=settings.ehr_base_url,
-        token=settings.ehr_token.get_secret_value() if settings.ehr_token else None,
-        client_id=settings.ehr_client_id,
-        private_key_path=settings.ehr_private_key_path,
-        alg=settings.ehr_jwt_alg,
-        kid=settings.ehr_key_id,
-        scopes=settings.ehr_scopes,
-    )
+    return auth_from_settings(settings)

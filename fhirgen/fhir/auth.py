@@ -291,3 +291,17 @@ def _oauth_error(response: httpx.Response, assertion: str) -> str:
         description = description.replace(assertion, "[assertion]")[:_DETAIL_LIMIT]
         text += f" ({description})"
     return text
+
+
+def auth_from_settings(settings: Any) -> httpx.Auth | None:
+    """``make_auth`` with the EHR settings (``FHIRGEN_EHR_AUTH`` and the values it needs)."""
+    return make_auth(
+        settings.ehr_auth,
+        base_url=settings.ehr_base_url,
+        token=settings.ehr_token.get_secret_value() if settings.ehr_token else None,
+        client_id=settings.ehr_client_id,
+        private_key_path=settings.ehr_private_key_path,
+        alg=settings.ehr_jwt_alg,
+        kid=settings.ehr_key_id,
+        scopes=settings.ehr_scopes,
+    )

@@ -373,7 +373,7 @@ def subscription_status(subscription_id: str, change: str) -> BaseResponse:
 @admin_required
 def register_subscription() -> BaseResponse:
     from fhirgen.errors import FhirgenError
-    from fhirgen.fhir.auth import make_auth
+    from fhirgen.fhir.auth import auth_from_settings
     from fhirgen.fhir.client import FhirClient
     from fhirgen.subscriptions import discover_topics, pick_discharge_topic
 
@@ -394,16 +394,7 @@ def register_subscription() -> BaseResponse:
         "use_hmac": form.get("hmac") == "on",
         "payload": form.get("payload", "on") == "on",
     }
-    auth = make_auth(
-        settings.ehr_auth,
-        base_url=settings.ehr_base_url,
-        token=settings.ehr_token.get_secret_value() if settings.ehr_token else None,
-        client_id=settings.ehr_client_id,
-        private_key_path=settings.ehr_private_key_path,
-        alg=settings.ehr_jwt_alg,
-        kid=settings.ehr_key_id,
-        scopes=settings.ehr_scopes,
-    )
+    auth = auth_from_settings(settings)
     try:
         with FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout) as client:
             if kind == "topic":
