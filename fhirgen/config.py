@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     retry_backoff_max: int = Field(
         default=600, gt=0, description="Longest wait between retries, seconds."
     )
+    requeue_after: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a job may wait unstarted before its lost message is sent again.",
+    )
     console_idle_minutes: float = Field(
         default=30.0, gt=0, description="Console sessions end after this long without a request."
     )

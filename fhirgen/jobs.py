@@ -257,6 +257,29 @@ def reconcile(services: Services, *, now: datetime | None = None) -> list[str]:
     return created
 
 
+def lost_jobs(services: Services, queued: int, *, now: datetime | None = None) -> list[str]:
+    """Jobs whose broker message was lost, claimed for sending again.
+
+    A job enqueued more than ``requeue_after`` seconds ago that has not started either waits
+    behind a backlog or lost its message (Redis restarted without the data). With ``queued``
+    messages on the ``io`` queue and more such jobs than that, messages are missing: all of
+    them are sent again. A job sent twice is read once: the second delivery finds it moved on.
+    """
+    now = now or utcnow()
+    waiting = services.store.waiting_since(now - timedelta(seconds=services.settings.requeue_after))
+    if len(waiting) <= queued:
+        return []
+    claimed = services.store.reclaim_enqueue(waiting, now)
+    if claimed:
+        log.warning(
+            "%d job(s) waited over %.0f s with %d message(s) queued: sent again",
+            len(claimed),
+            services.settings.requeue_after,
+            queued,
+        )
+    return claimed
+
+
 def stale_subscriptions(services: Services, *, now: datetime | None = None) -> list[str]:
     """Topic subscriptions whose heartbeats stopped: ask the EHR ``$status`` and record it.
 

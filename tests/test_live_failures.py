@@ -2,7 +2,7 @@
 
 A fault-injecting proxy sits between fhirgen and the EHR (sekmet-fhir): 503s, a 429 with
 Retry-After, a timeout, a slow write during which the worker is killed. Redis itself goes down
-while a notification arrives.
+while a notification arrives, or loses an acknowledged notification's message.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import signal
 import time
 
 import pytest
+import redis
 
 from tests.ehr import SekmetServer
 from tests.live import (
@@ -26,6 +27,7 @@ from tests.live import (
     wait_until,
     worker_children,
 )
+from workers.app import create_celery
 
 pytestmark = pytest.mark.live
 
@@ -200,6 +202,47 @@ def test_redis_down_gets_503_and_the_ehr_retry_completes(tmp_path):
         assert _exactly_one_of_each(found)
         jobs = live.store.jobs(encounter_id=encounter["id"])
         assert [j.state for j in jobs] == ["done"], "one job, recorded once, sent once"
+    finally:
+        live.stop()
+        redis_server.stop()
+        ehr.stop()
+
+
+def test_a_message_lost_by_redis_is_sent_again_and_drafted_once(tmp_path):
+    """Redis restarts without its data after a notification was acknowledged and enqueued."""
+    ehr = SekmetServer(tmp_path / "ehr").start()
+    redis_server = RedisServer(tmp_path / "redis").start()
+    live = LiveSystem(
+        tmp_path / "fhirgen",
+        ehr.base_url,
+        redis_url=redis_server.url,
+        extra_env={"FHIRGEN_REQUEUE_AFTER": "1"},
+    ).start(worker=None)  # nobody takes the message before Redis loses it
+    try:
+        live.subscribe()
+        stay = sample_stay("pneumonia")
+        encounter = discharged(stay)
+        ehr.put_all(admitted(stay))
+        ehr.put_all([encounter])
+        (job,) = wait_until(
+            lambda: live.store.jobs(encounter_id=encounter["id"]), what="the recorded job"
+        )
+        broker = redis.Redis.from_url(redis_server.url)
+        wait_until(lambda: broker.llen("io"), what="the job's message")
+        broker.flushall()  # what a restart without persistence leaves
+        time.sleep(1.5)  # older than FHIRGEN_REQUEUE_AFTER
+        live.start_worker()
+        # What beat runs every minute, now.
+        create_celery(live.settings).send_task("fhirgen.requeue_stalled")
+        found = wait_until(
+            lambda: (f := drafts_in_ehr(ehr, encounter["id"]))["Provenance"] and f,
+            timeout=120,
+            what="the draft of the job sent again",
+        )
+        assert _exactly_one_of_each(found)
+        assert [j.state for j in live.store.jobs(encounter_id=encounter["id"])] == ["done"]
+        assert job.state == "received"
+        assert "sent again" in live.logs()
     finally:
         live.stop()
         redis_server.stop()

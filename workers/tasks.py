@@ -135,7 +135,12 @@ def watch_subscriptions() -> None:
         enqueue_reconcile(subscription_id)
 
 
-@shared_task(name="fhirgen.requeue_stalled")
-def requeue_stalled() -> None:
-    """Jobs recorded but never handed to the broker (a crash in between) are sent now."""
-    enqueue_jobs(services().store.stalled_jobs(utcnow() - timedelta(seconds=30)))
+@shared_task(name="fhirgen.requeue_stalled", bind=True)
+def requeue_stalled(self: Task) -> None:
+    """Jobs recorded but never handed to the broker (a crash in between) are sent now, and so
+    are jobs whose message the broker lost (a Redis restart without its data)."""
+    runtime = services()
+    enqueue_jobs(runtime.store.stalled_jobs(utcnow() - timedelta(seconds=30)))
+    with self.app.connection_for_read() as connection:
+        queued = connection.default_channel.client.llen("io")
+    enqueue_jobs(jobs.lost_jobs(runtime, int(queued)))

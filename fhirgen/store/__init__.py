@@ -468,6 +468,31 @@ class Store:
                     claimed.append(row.id)
             return claimed
 
+    def waiting_since(self, enqueued_before: datetime) -> list[tuple[str, datetime]]:
+        """Jobs handed to the broker before ``enqueued_before`` that have not started yet."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(Job.id, Job.enqueued_at)
+                .where(Job.state == "received", Job.enqueued_at < enqueued_before)
+                .order_by(Job.enqueued_at)
+            ).all()
+        return [(row.id, row.enqueued_at) for row in rows]
+
+    def reclaim_enqueue(self, jobs: Sequence[tuple[str, datetime]], now: datetime) -> list[str]:
+        """Claim jobs (id, the ``enqueued_at`` seen) for sending again; a job another sweeper
+        claimed meanwhile, or that started, is left out."""
+        claimed = []
+        with self.engine.begin() as connection:
+            for job_id, seen in jobs:
+                result = connection.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == "received", Job.enqueued_at == seen)
+                    .values(enqueued_at=now)
+                )
+                if result.rowcount:
+                    claimed.append(job_id)
+        return claimed
+
     # -- jobs -------------------------------------------------------------------------------
 
     def create_job(
