@@ -172,6 +172,35 @@ class Settings(BaseSettings):
         default=None,
         description="Console cookies only over HTTPS; unset: when FHIRGEN_PUBLIC_URL is https.",
     )
+    console_oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer for console single sign-on; unset: SSO is off.",
+    )
+    console_oidc_client_id: str | None = Field(
+        default=None, description="fhirgen's client id at the OpenID Connect provider."
+    )
+    console_oidc_client_secret: SecretStr | None = Field(
+        default=None, description="fhirgen's client secret at the OpenID Connect provider."
+    )
+    console_oidc_scopes: str = Field(
+        default="openid profile email", description="Scopes asked for at single sign-on."
+    )
+    console_oidc_username_claim: str = Field(
+        default="preferred_username", description="ID-token claim that names the console user."
+    )
+    console_oidc_groups_claim: str = Field(
+        default="groups", description="ID-token claim listing the user's groups or roles."
+    )
+    console_oidc_admin_group: str = Field(
+        default="fhirgen-admins", description="Members sign in as console admins."
+    )
+    console_oidc_viewer_group: str = Field(
+        default="fhirgen-viewers",
+        description="Members sign in as viewers; users in neither group are refused.",
+    )
+    console_oidc_label: str = Field(
+        default="single sign-on", description="How the sign-in page names the provider."
+    )
 
     @field_validator("inpatient_classes", mode="before")
     @classmethod

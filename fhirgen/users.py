@@ -31,6 +31,7 @@ from fhirgen.store.console_models import ROLES
 from fhirgen.store.console_models import User as _UserRow
 
 __all__ = [
+    "EXTERNAL_PREFIX",
     "LOCKOUT",
     "MAX_FAILED_LOGINS",
     "MIN_PASSWORD_LENGTH",
@@ -45,12 +46,15 @@ __all__ = [
     "hashing_scheme",
     "list_users",
     "set_password",
+    "sign_in_external",
     "verify_password",
 ]
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 12
+# The password "hash" of a user an identity provider signs in: no password matches it.
+EXTERNAL_PREFIX = "external$"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,119}$")
 _USERS = _UserRow.__table__
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
@@ -223,6 +227,45 @@ def set_password(store: Store, name: str, password: str) -> User:
         )
     if not changed.rowcount:
         raise UserError(f"no user {username!r}")
+    user = get_user(store, username)
+    assert user is not None
+    return user
+
+
+def sign_in_external(
+    store: Store, name: str, role: str, *, issuer: str, subject: str, now: datetime | None = None
+) -> User:
+    """The console user for someone an identity provider signed in (made or updated).
+
+    The provider is the source of truth: the role follows its groups at every sign-in. Such a
+    user has no password (``verify_password`` refuses its marker), and a local user of the same
+    name is never taken over.
+    """
+    username = _check_name(name)
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r}")
+    now = now or utcnow()
+    identity = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:32]
+    marker = f"{EXTERNAL_PREFIX}{identity}"
+    with store.engine.begin() as connection:
+        row = connection.execute(select(_USERS).where(_USERS.c.username == username)).first()
+        if row is None:
+            connection.execute(
+                insert(_USERS).values(
+                    username=username,
+                    password_hash=marker,
+                    role=role,
+                    created_at=now,
+                    last_login_at=now,
+                    failed_logins=0,
+                )
+            )
+        elif row.password_hash != marker:
+            raise UserError(f"user {username!r} exists and is not this provider's")
+        else:
+            connection.execute(
+                update(_USERS).where(_USERS.c.id == row.id).values(role=role, last_login_at=now)
+            )
     user = get_user(store, username)
     assert user is not None
     return user

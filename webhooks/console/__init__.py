@@ -21,6 +21,7 @@ __all__ = ["init_console"]
 def init_console(app: Flask, state: Any) -> None:
     """Register the console on ``app``; ``state`` is the app's ``WebhookState``."""
     from webhooks.console.auth import login_manager
+    from webhooks.console.sso import init_sso
     from webhooks.console.views import blueprint
 
     settings = state.settings
@@ -48,4 +49,5 @@ def init_console(app: Flask, state: Any) -> None:
     )
     CSRFProtect(app)
     login_manager.init_app(app)
+    init_sso(app, settings)
     app.register_blueprint(blueprint)

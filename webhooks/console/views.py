@@ -34,7 +34,7 @@ from fhirgen import console_actions, console_queries
 from fhirgen.console_queries import AuditFilter, JobFilter
 from fhirgen.store import JOB_STATES, StoreError, as_utc, utcnow
 from fhirgen.users import authenticate
-from webhooks.console import charts
+from webhooks.console import charts, sso
 from webhooks.console.auth import (
     ConsoleUser,
     SignInLimiter,
@@ -55,7 +55,7 @@ QUEUES = ("io", "gpu")
 WORKER_FRESH_SECONDS = 60.0  # four missed 15 s heartbeats
 SESSION_MAX_AGE = timedelta(hours=12)  # signed in at most this long, however active
 _REFERENCE = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
-_PUBLIC = {"console.login", "console.static"}
+_PUBLIC = {"console.login", "console.static", "console.sso_start", "console.sso_callback"}
 limiter = SignInLimiter()
 
 
@@ -91,6 +91,12 @@ def _headers(response: Response) -> Response:
 @blueprint.app_template_global()
 def csrf_token() -> str:
     return generate_csrf()
+
+
+@blueprint.context_processor
+def _sso_label() -> dict[str, str | None]:
+    """The sign-in page offers single sign-on when it is configured."""
+    return {"sso_label": _state().settings.console_oidc_label if sso.sso_enabled() else None}
 
 
 @blueprint.errorhandler(CSRFError)
@@ -157,6 +163,20 @@ def login() -> BaseResponse | tuple[str, int] | str:
     session.permanent = True
     state.store.audit(user.username, "sign-in", detail=f"from {client_address()}")
     return redirect(target)
+
+
+@blueprint.get("/login/sso")
+def sso_start() -> BaseResponse:
+    if not sso.sso_enabled():
+        abort(404)
+    return sso.start(_state().settings)
+
+
+@blueprint.get("/login/sso/callback")
+def sso_callback() -> BaseResponse | tuple[str, int]:
+    if not sso.sso_enabled():
+        abort(404)
+    return sso.finish(_state(), client_address())
 
 
 @blueprint.post("/logout")
