@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     model_batch_tokens: int = Field(
         default=32768, gt=0, description="Padded prompt tokens in one generate call at most."
     )
+    model_constrained: bool = Field(
+        default=True,
+        description="Constrain transformers decoding to the answer's JSON shape and fact ids.",
+    )
     gpu_batch_wait_ms: int = Field(
         default=200, ge=0, description="How long a gpu worker waits to fill a batch."
     )

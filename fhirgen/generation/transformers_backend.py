@@ -14,15 +14,20 @@ generates in batches of at most ``batch_size`` with left padding, and returns th
 prompt order. A batch that runs out of GPU memory is split in halves, recursively, down to one
 prompt; one prompt that still does not fit raises ``TransientError``.
 
-Decoding is unconstrained: greedy by default, or sampling at ``temperature`` from a generator
-seeded with ``seed`` (Gumbel-max over the logits; no global RNG is touched). There is no JSON
-grammar in the decoder, on purpose. A grammar that forces the ``"cites"`` key pushes a model
-that wrote an unsupported statement to attach some fact id to it, turning a sentence the
-verifier drops ("cites no fact") into one it may keep; and a correct token-level JSON automaton
-costs Python work per row and step over a 50-128k vocabulary. Safety rests instead on the
-prefix, the parser (every complete sentence object of an untidy or truncated answer) and the
-verifier (citations must exist and support the numbers); a section left with nothing falls
-back to its template text.
+Decoding is greedy by default, or sampling at ``temperature`` from a generator seeded with
+``seed`` (Gumbel-max over the logits; no global RNG is touched). With ``constrained``
+(``FHIRGEN_MODEL_CONSTRAINED``, on by default in the settings) a logits processor
+(``constrained.py``), applied before the sampler, lets each row write only sentence objects
+``{"text": "...", "cites": [...]}`` separated by ``", "``, closed by ``]}`` and then a stop
+token, each cited id one of the facts given in that row's prompt. ``"cites"`` may be empty, and
+that matters: a grammar that forced a citation would push a model that wrote an unsupported
+statement to attach some fact id to it, turning a sentence the verifier drops ("cites no fact")
+into one it may keep; here the model can always close an empty list and the verifier drops the
+sentence as before. The constraint costs a few vectorized operations per row and step (token
+tables are built once per tokenizer). Safety still rests on the parser (every complete sentence
+object of an untidy or truncated answer: an answer cut by ``max_new_tokens`` is a prefix of the
+shape) and the verifier (citations must exist and support the numbers); a section left with
+nothing falls back to its template text.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from fhirgen.errors import ConfigError, TransientError
+from fhirgen.generation.constrained import MAX_TEXT_CHARS, json_constraint
 from fhirgen.generation.model import Completion, ModelBackend
 from fhirgen.generation.prompts import RESPONSE_PREFIX, Prompt
 
@@ -65,8 +71,11 @@ class TransformersGenerator(ModelBackend):
     """Drafts with a local causal LM through transformers ``generate``.
 
     ``model`` is the folder's name or the GGUF file's stem; ``version`` is a fingerprint of the
-    weights (see ``weights_fingerprint``). ``batch_sizes`` records the size of every batch that
-    generated, and ``oom_splits`` the size of every batch split after running out of memory.
+    weights (see ``weights_fingerprint``). ``constrained`` turns on JSON-constrained decoding
+    (off unless asked for here; ``from_settings`` follows ``FHIRGEN_MODEL_CONSTRAINED``, on by
+    default), with each sentence's text at most ``max_text_chars`` characters. ``batch_sizes``
+    records the size of every batch that generated, and ``oom_splits`` the size of every batch
+    split after running out of memory.
     """
 
     name = "transformers"
@@ -81,6 +90,7 @@ class TransformersGenerator(ModelBackend):
         seed: int = 0,
         batch_size: int = 8,
         max_batch_tokens: int = 32768,
+        constrained: bool = True,
     ) -> None:
         path = Path(model_path).expanduser()
         if path.is_dir():
@@ -106,6 +116,8 @@ class TransformersGenerator(ModelBackend):
         self.temperature = float(temperature)
         self.seed = seed
         self.batch_size = batch_size
+        self.constrained = constrained
+        self.max_text_chars = MAX_TEXT_CHARS
         self.batch_sizes: list[int] = []
         self.oom_splits: list[int] = []
         self._loaded: LoadedModel | None = None
@@ -133,6 +145,7 @@ class TransformersGenerator(ModelBackend):
             seed=getattr(settings, "seed", 0),
             batch_size=getattr(settings, "model_batch_size", 8),
             max_batch_tokens=getattr(settings, "model_batch_tokens", 32768),
+            constrained=getattr(settings, "model_constrained", True),
         )
 
     # -- loading -------------------------------------------------------------------------------
@@ -162,11 +175,12 @@ class TransformersGenerator(ModelBackend):
         loaded = self.load()
         with self._lock:
             encoded = [self._encode(loaded, prompt) for prompt in prompts]
+            fact_ids = [prompt.fact_ids for prompt in prompts]
             order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
             sampler = self._sampler(loaded)
             results: list[Completion | None] = [None] * len(encoded)
             for chunk in self._chunks(order, encoded):
-                self._run(loaded, chunk, encoded, sampler, results)
+                self._run(loaded, chunk, encoded, fact_ids, sampler, results)
         return [r for r in results if r is not None]
 
     def _chunks(self, order: list[int], encoded: list[list[int]]) -> list[list[int]]:
@@ -202,6 +216,7 @@ class TransformersGenerator(ModelBackend):
         loaded: LoadedModel,
         indices: list[int],
         encoded: list[list[int]],
+        fact_ids: list[tuple[str, ...]],
         sampler: Any,
         results: list[Completion | None],
     ) -> None:
@@ -215,7 +230,9 @@ class TransformersGenerator(ModelBackend):
         batch = [encoded[i] for i in indices]
         started = time.perf_counter()
         try:
-            outputs = self._generate_batch(batch, sampler=sampler)
+            outputs = self._generate_batch(
+                batch, sampler=sampler, fact_ids=[fact_ids[i] for i in indices]
+            )
         except torch.OutOfMemoryError as exc:
             self._free_memory()
             if len(indices) == 1:
@@ -225,8 +242,8 @@ class TransformersGenerator(ModelBackend):
             self.oom_splits.append(len(indices))
             log.warning("out of memory on a batch of %d prompts; splitting it", len(indices))
             half = len(indices) // 2
-            self._run(loaded, indices[:half], encoded, sampler, results)
-            self._run(loaded, indices[half:], encoded, sampler, results)
+            self._run(loaded, indices[:half], encoded, fact_ids, sampler, results)
+            self._run(loaded, indices[half:], encoded, fact_ids, sampler, results)
             return
         seconds = (time.perf_counter() - started) / len(indices)
         self.batch_sizes.append(len(indices))
@@ -241,9 +258,16 @@ class TransformersGenerator(ModelBackend):
                 batch_size=len(indices),
             )
 
-    def _generate_batch(self, batch: list[list[int]], *, sampler: Any = None) -> list[list[int]]:
+    def _generate_batch(
+        self,
+        batch: list[list[int]],
+        *,
+        sampler: Any = None,
+        fact_ids: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[int]]:
         """New token ids for each prompt of one batch (one ``generate`` call, left-padded).
 
+        ``fact_ids``: the ids each prompt may cite (for the JSON constraint; none if omitted).
         Tests override this to inject failures; it raises ``torch.OutOfMemoryError`` when the
         batch does not fit.
         """
@@ -257,7 +281,16 @@ class TransformersGenerator(ModelBackend):
         for row, ids in enumerate(batch):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention[row, width - len(ids) :] = 1
-        processors = LogitsProcessorList([sampler] if sampler is not None else [])
+        processors = LogitsProcessorList()
+        if self.constrained:  # before the sampler: it must see the masked scores
+            rows = fact_ids if fact_ids is not None else [()] * len(batch)
+            processors.append(
+                json_constraint(
+                    loaded.tokenizer, loaded.stop_ids, rows, max_text_chars=self.max_text_chars
+                )
+            )
+        if sampler is not None:
+            processors.append(sampler)
         with torch.inference_mode():
             output = loaded.model.generate(
                 input_ids=input_ids.to(loaded.device),
