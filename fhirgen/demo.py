@@ -164,12 +164,33 @@ def sample_resources() -> list[dict[str, Any]]:
     return resources
 
 
+def _ending_now(resources: list[dict[str, Any]], classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The samples moved in time so that each patient's last stay ends now: the drafts are
+    dated today and discharge-to-draft latency reads true in the console."""
+    from datetime import UTC, datetime
+
+    from fhirgen.context import is_inpatient_stay
+    from fhirgen.fhir.record import patient_of
+    from fhirgen.fhir.timeshift import ending_at
+    from fhirgen.fhir.values import parse_time
+
+    ends: dict[str, str] = {}
+    for resource in resources:
+        if resource["resourceType"] != "Encounter" or not is_inpatient_stay(resource, classes):
+            continue
+        end, patient = (resource.get("period") or {}).get("end"), patient_of(resource)
+        latest = parse_time(ends.get(patient or ""))
+        if patient and parse_time(end) and (latest is None or parse_time(end) > latest):
+            ends[patient] = end
+    return ending_at(resources, ends, datetime.now(UTC))
+
+
 def _load_samples(ehr: str) -> dict[str, dict[str, Any]]:
     """Load the samples with every inpatient stay still in progress; returns those Encounters."""
     from fhirgen.config import DEFAULT_INPATIENT_CLASSES
     from fhirgen.context import is_inpatient_stay
 
-    resources = sample_resources()
+    resources = _ending_now(sample_resources(), DEFAULT_INPATIENT_CLASSES)
     stays: dict[str, dict[str, Any]] = {}
     loaded = []
     for resource in resources:
