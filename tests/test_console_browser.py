@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fhirgen.fhir.timeshift import ending_at
 from fhirgen.users import add_user
 from tests.ehr import SekmetServer
 from tests.live import (
@@ -89,7 +91,10 @@ def system(proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _discharge(ehr: SekmetServer, name: str) -> str:
+    """Discharge a sample stay moved in time to end now (as the demo does)."""
     stay = sample_stay(name)
+    patient = next(r["id"] for r in stay if r["resourceType"] == "Patient")
+    stay = ending_at(stay, {patient: discharged(stay)["period"]["end"]}, datetime.now(UTC))
     ehr.put_all(admitted(stay))
     encounter = discharged(stay)
     ehr.put_all([encounter])
@@ -180,6 +185,8 @@ def test_sign_in_shows_the_overview_with_its_charts(
     assert any(re.search(r": [1-9]\d* done$", bar) for bar in bars), "the done job is charted"
     bars = page.locator("svg.chart rect.bar-failed title").all_text_contents()
     assert any(re.search(r": [1-9]\d* failed$", bar) for bar in bars), "so is the failed one"
+    latency = page.locator("h2", has_text="Discharge to draft").inner_text()
+    assert re.search(r"p50 [\d.]+ (ms|s|min)\b", latency), latency  # minutes at most
     workers = page.locator("tr.worker").all_inner_texts()
     assert any("io" in row and "gpu" in row for row in workers), "the worker's heartbeat"
     _shot(page, "console-overview.png")

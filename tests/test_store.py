@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from fhirgen.store import Store, utcnow
+from fhirgen.store import Store, as_utc, utcnow
 from fhirgen.store.models import Base
 from tests.databases import fresh_database
 
@@ -499,6 +499,16 @@ def test_a_lost_job_is_reclaimed_by_one_sweeper_only(store):
     now = utcnow()
     assert store.reclaim_enqueue(seen, now) == [job]
     assert store.reclaim_enqueue(seen, now) == []
+
+
+def test_a_discharge_time_with_an_offset_is_kept_as_the_same_instant(store):
+    from datetime import datetime, timezone
+
+    job = _job(store, "enc-tz")
+    eastern = datetime(2026, 11, 28, 12, 25, tzinfo=timezone(timedelta(hours=-5)))
+    store.advance(job, ("received",), "reading")
+    store.advance(job, ("reading",), "generating", discharged_at=eastern)
+    assert as_utc(store.job(job).discharged_at) == eastern  # 17:25 UTC, not 12:25 UTC
 
 
 # -- draft claims ---------------------------------------------------------------------------------

@@ -47,12 +47,12 @@ def ending_at(
     resources: Iterable[dict[str, Any]], ends: dict[str, str], now: datetime
 ) -> list[dict[str, Any]]:
     """Each patient's resources moved so that the moment ``ends[patient id]`` becomes ``now``
-    (to the minute); resources of no patient in ``ends`` are left as they are."""
+    (to the second); resources of no patient in ``ends`` are left as they are."""
     deltas: dict[str, timedelta] = {}
     for patient, end in ends.items():
         moment = parse_time(end)
         if moment is not None:
-            deltas[patient] = (now - moment) // timedelta(minutes=1) * timedelta(minutes=1)
+            deltas[patient] = (now - moment) // timedelta(seconds=1) * timedelta(seconds=1)
     moved = []
     for resource in resources:
         delta = deltas.get(patient_of(resource) or "")
