@@ -65,6 +65,7 @@ def gunicorn_command(
     return [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"{host}:{port}",
+        "--config", "python:webhooks.gunicorn_conf",
         "--workers", str(workers),
         "--worker-class", "gthread",
         "--threads", "4",
