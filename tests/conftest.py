@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -59,3 +60,14 @@ def samples() -> Path:
 
 def sample_inputs() -> Sequence[Path]:
     return [SAMPLES / "stays", SAMPLES / "bulk"]
+
+
+@pytest.fixture(scope="module")
+def ehr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The EHR for a module's live tests: a sekmet-fhir server over HTTP (modules that need
+    another configuration define their own ``ehr``)."""
+    from tests.ehr import SekmetServer
+
+    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
+    yield server
+    server.stop()

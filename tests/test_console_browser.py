@@ -63,13 +63,6 @@ if _browser_problem():
 
 
 @pytest.fixture(scope="module")
-def ehr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SekmetServer]:
-    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def proxy(ehr: SekmetServer) -> Iterator[FaultProxy]:
     front = FaultProxy(ehr.base_url)
     yield front

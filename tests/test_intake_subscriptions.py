@@ -288,13 +288,6 @@ def test_pick_discharge_topic_by_name():
 # -- against a real EHR -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ehr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SekmetServer]:
-    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def ehr_client(ehr: SekmetServer) -> Iterator[FhirClient]:
     with FhirClient(ehr.base_url, timeout=30) as client:

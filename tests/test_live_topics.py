@@ -13,17 +13,9 @@ import pytest
 
 from fhirgen.jobs import stale_subscriptions
 from fhirgen.subscriptions import discover_topics, pick_discharge_topic
-from tests.ehr import SekmetServer
 from tests.live import LiveSystem, admitted, discharged, drafts_in_ehr, sample_stay, wait_until
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture(scope="module")
-def ehr(tmp_path_factory):
-    server = SekmetServer(tmp_path_factory.mktemp("ehr")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
