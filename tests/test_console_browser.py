@@ -271,3 +271,26 @@ def test_the_audit_log_shows_who_viewed_which_job(
     rows = page.locator("table.audit tbody tr").all_inner_texts()
     viewers = {row.split("\t")[1].strip() for row in rows if "view-job" in row}
     assert {"ada", "vic"} <= viewers, rows
+
+
+def test_an_admin_regenerates_a_draft_and_the_new_one_replaces_it_in_the_ehr(
+    page: Any, system: LiveSystem, done_job: Any, ehr: SekmetServer
+) -> None:
+    (first,) = drafts_in_ehr(ehr, done_job.encounter_id)["DocumentReference"]
+    _sign_in(page, system, "ada", f"/console/jobs/{done_job.id}")
+    page.click("button[data-action=regenerate]")
+    page.wait_for_url(re.compile(r".*/console/jobs/(?!" + done_job.id + r")[0-9a-f]+$"))
+
+    def state() -> str | None:
+        page.reload()
+        shown = page.locator("#job-state").inner_text()
+        return shown if shown in ("done", "failed", "skipped") else None
+
+    assert wait_until(state, timeout=120, what="the regenerated draft") == "done"
+    documents = drafts_in_ehr(ehr, done_job.encounter_id)["DocumentReference"]
+    (second,) = [d for d in documents if d["id"] != first["id"]]
+    assert second["relatesTo"] == [
+        {"code": "replaces", "target": {"reference": f"DocumentReference/{first['id']}"}}
+    ]
+    assert second["docStatus"] == "preliminary"
+    assert f"DocumentReference/{second['id']}" in page.locator("dd.written").inner_text()
