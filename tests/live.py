@@ -263,6 +263,13 @@ def drafts_in_ehr(ehr: Any, encounter_id: str) -> dict[str, list[dict[str, Any]]
     return {"DocumentReference": documents, "CarePlan": plans, "Provenance": provenances}
 
 
+def complete_drafts(ehr: Any, encounter_id: str) -> dict[str, list[dict[str, Any]]] | None:
+    """``drafts_in_ehr`` once each kind is there, else None: the EHR may show the Provenance
+    of a transaction before its DocumentReference is searchable."""
+    found = drafts_in_ehr(ehr, encounter_id)
+    return found if all(found.values()) else None
+
+
 def summary_text(document: dict[str, Any]) -> str:
     attachment = document["content"][0]["attachment"]
     return base64.b64decode(attachment["data"]).decode()

@@ -21,6 +21,7 @@ from tests.live import (
     LiveSystem,
     RedisServer,
     admitted,
+    complete_drafts,
     discharged,
     drafts_in_ehr,
     sample_stay,
@@ -195,7 +196,7 @@ def test_redis_down_gets_503_and_the_ehr_retry_completes(tmp_path):
         assert not drafts_in_ehr(ehr, encounter["id"])["DocumentReference"]
         redis_server.start()
         found = wait_until(
-            lambda: (f := drafts_in_ehr(ehr, encounter["id"]))["Provenance"] and f,
+            lambda: complete_drafts(ehr, encounter["id"]),
             timeout=120,
             what="the draft after Redis returned",
         )
@@ -235,7 +236,7 @@ def test_a_message_lost_by_redis_is_sent_again_and_drafted_once(tmp_path):
         # What beat runs every minute, now.
         create_celery(live.settings).send_task("fhirgen.requeue_stalled")
         found = wait_until(
-            lambda: (f := drafts_in_ehr(ehr, encounter["id"]))["Provenance"] and f,
+            lambda: complete_drafts(ehr, encounter["id"]),
             timeout=120,
             what="the draft of the job sent again",
         )

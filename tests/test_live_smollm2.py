@@ -12,8 +12,8 @@ import pytest
 from tests.live import (
     LiveSystem,
     admitted,
+    complete_drafts,
     discharged,
-    drafts_in_ehr,
     sample_stay,
     summary_text,
     wait_until,
@@ -54,7 +54,7 @@ def test_smollm2_drafts_a_discharge_through_the_live_path(model, ehr, system):
     encounter = discharged(stay)
     ehr.put_all([encounter])
     found = wait_until(
-        lambda: (f := drafts_in_ehr(ehr, encounter["id"]))["Provenance"] and f,
+        lambda: complete_drafts(ehr, encounter["id"]),
         timeout=420,
         what="SmolLM2's draft in the EHR",
     )
