@@ -573,11 +573,6 @@ class Store:
         now = utcnow()
         if state in FINAL_STATES:
             values.setdefault("finished_at", now)
-        # SQLite keeps a datetime's wall-clock time and drops its offset: store instants in UTC.
-        values = {
-            key: value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else value
-            for key, value in values.items()
-        }
         with self.engine.begin() as connection:
             result = connection.execute(
                 update(Job)
