@@ -451,22 +451,13 @@ class Store:
 
     def stalled_jobs(self, older_than: datetime) -> list[str]:
         """Waiting jobs nobody enqueued (a crash between commit and send): claim them."""
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection:
             rows = connection.execute(
-                select(Job.id).where(
+                select(Job.id, Job.enqueued_at).where(
                     Job.state == "received", Job.enqueued_at.is_(None), Job.updated_at < older_than
                 )
             ).all()
-            claimed = []
-            for row in rows:
-                result = connection.execute(
-                    update(Job)
-                    .where(Job.id == row.id, Job.enqueued_at.is_(None))
-                    .values(enqueued_at=utcnow())
-                )
-                if result.rowcount:
-                    claimed.append(row.id)
-            return claimed
+        return self.reclaim_enqueue([(row.id, row.enqueued_at) for row in rows], utcnow())
 
     def waiting_since(self, enqueued_before: datetime) -> list[tuple[str, datetime]]:
         """Jobs handed to the broker before ``enqueued_before`` that have not started yet."""
@@ -478,9 +469,11 @@ class Store:
             ).all()
         return [(row.id, row.enqueued_at) for row in rows]
 
-    def reclaim_enqueue(self, jobs: Sequence[tuple[str, datetime]], now: datetime) -> list[str]:
-        """Claim jobs (id, the ``enqueued_at`` seen) for sending again; a job another sweeper
-        claimed meanwhile, or that started, is left out."""
+    def reclaim_enqueue(
+        self, jobs: Sequence[tuple[str, datetime | None]], now: datetime
+    ) -> list[str]:
+        """Claim jobs (id, the ``enqueued_at`` seen, None for never) for sending; a job another
+        sweeper claimed meanwhile, or that started, is left out."""
         claimed = []
         with self.engine.begin() as connection:
             for job_id, seen in jobs:
