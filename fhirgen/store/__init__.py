@@ -39,6 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
+# The console's tables are part of the schema: Base.metadata must always hold them.
+from fhirgen.store import console_models as _console_models  # noqa: F401
 from fhirgen.store.models import (
     AuditEntry,
     Draft,

@@ -1,8 +1,7 @@
 """The console's tables (console users, worker heartbeats) and its indexes on existing tables.
 
-They live on the job store's ``Base``; revision ``0003`` creates them. Importing this module
-adds them to ``Base.metadata`` (the console's modules import it; the schema itself always comes
-from the migrations).
+They live on the job store's ``Base``; revision ``0003`` creates them; ``fhirgen.store``
+imports this module, so ``Base.metadata`` always holds them.
 """
 
 from __future__ import annotations
