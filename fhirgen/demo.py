@@ -221,17 +221,11 @@ def _discharge(ehr: str, stays: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def _transaction(ehr: str, resources: list[dict[str, Any]]) -> None:
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources
-        ],
-    }
+    from fhirgen.fhir.client import put_transaction
+
     with httpx.Client(timeout=120) as client:
         client.post(
-            ehr, json=bundle, headers={"Content-Type": "application/fhir+json"}
+            ehr, json=put_transaction(resources), headers={"Content-Type": "application/fhir+json"}
         ).raise_for_status()
 
 

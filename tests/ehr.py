@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from fhirgen.fhir.client import put_transaction
+
 SEKMET = shutil.which("sekmet") or str(Path(sys.executable).with_name("sekmet"))
 
 
@@ -111,19 +113,8 @@ class SekmetServer:
 
     def put_all(self, resources: Iterable[dict[str, Any]]) -> None:
         """Load resources with their ids, in one transaction."""
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [
-                {
-                    "resource": r,
-                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-                }
-                for r in resources
-            ],
-        }
         with self.client() as client:
-            response = client.post("", json=bundle)
+            response = client.post("", json=put_transaction(resources))
             response.raise_for_status()
 
     def search(self, path: str, **params: str) -> list[dict[str, Any]]:

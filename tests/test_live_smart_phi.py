@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fhirgen.fhir.client import put_transaction
 from tests.ehr import SekmetServer
 from tests.live import LiveSystem, admitted, discharged, drafts_in_ehr, sample_stay, wait_until
 
@@ -80,15 +81,7 @@ def admin(ehr, keys):
 
 
 def _put(ehr, admin, resources):
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources
-        ],
-    }
-    response = httpx.post(ehr.base_url, json=bundle, auth=admin, timeout=60)
+    response = httpx.post(ehr.base_url, json=put_transaction(resources), auth=admin, timeout=60)
     response.raise_for_status()
 
 

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -46,6 +46,18 @@ def _version() -> str:
         return version("fhirgen")
     except PackageNotFoundError:
         return "0"
+
+
+def put_transaction(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A transaction Bundle that PUTs each resource at its own id (loading a record as is)."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in resources
+        ],
+    }
 
 
 class FhirClient:
