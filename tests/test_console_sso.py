@@ -59,7 +59,7 @@ def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: OidcProvi
     app.extensions["fhirgen"].store.dispose()
 
 
-def _sign_in(app: Any, client: Any) -> Any:
+def _sign_in(client: Any) -> Any:
     """Follow the sign-in round trip: console → provider → console's callback."""
     start = client.get("/console/login/sso")
     assert start.status_code == 302
@@ -93,7 +93,7 @@ def test_the_sign_in_page_offers_the_provider(console):
 def test_an_admin_group_member_signs_in_as_admin(console, provider):
     provider.person = Person("Grace.Hopper", groups=["staff", "fhirgen-admins"])
     client = console.test_client()
-    answer = _sign_in(console, client)
+    answer = _sign_in(client)
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/")
     overview = client.get("/console/")
     assert overview.status_code == 200
@@ -108,18 +108,18 @@ def test_a_viewer_group_member_signs_in_as_viewer_and_the_role_follows_the_provi
     console, provider
 ):
     provider.person = Person("vic", groups=["fhirgen-viewers"])
-    assert _sign_in(console, console.test_client()).status_code == 302
+    assert _sign_in(console.test_client()).status_code == 302
     store = console.extensions["fhirgen"].store
     assert get_user(store, "vic").role == "viewer"
     provider.person = Person("vic", groups=["fhirgen-admins"], subject=provider.person.subject)
-    assert _sign_in(console, console.test_client()).status_code == 302
+    assert _sign_in(console.test_client()).status_code == 302
     assert get_user(store, "vic").role == "admin"
 
 
 def test_someone_in_neither_group_is_refused(console, provider):
     provider.person = Person("mallory", groups=["staff"])
     client = console.test_client()
-    answer = _sign_in(console, client)
+    answer = _sign_in(client)
     assert answer.status_code == 403
     assert client.get("/console/").status_code == 302  # still signed out
     assert get_user(console.extensions["fhirgen"].store, "mallory") is None
@@ -132,7 +132,7 @@ def test_an_id_token_signed_with_another_key_is_refused(console, provider):
     provider.person = Person("eve", groups=["fhirgen-admins"])
     provider.forge_with_another_key()
     client = console.test_client()
-    assert _sign_in(console, client).status_code == 401
+    assert _sign_in(client).status_code == 401
     assert client.get("/console/").status_code == 302
     assert get_user(console.extensions["fhirgen"].store, "eve") is None
 
@@ -151,13 +151,13 @@ def test_a_local_user_of_the_same_name_is_not_taken_over(console, provider):
     store = console.extensions["fhirgen"].store
     add_user(store, "admin", "viewer", "a local password here")
     provider.person = Person("admin", groups=["fhirgen-admins"])
-    assert _sign_in(console, console.test_client()).status_code == 401
+    assert _sign_in(console.test_client()).status_code == 401
     assert get_user(store, "admin").role == "viewer"
 
 
 def test_a_provider_user_has_no_password(console, provider):
     provider.person = Person("grace", groups=["fhirgen-viewers"])
-    assert _sign_in(console, console.test_client()).status_code == 302
+    assert _sign_in(console.test_client()).status_code == 302
     store = console.extensions["fhirgen"].store
     for guess in ("", "external$", "grace"):
         assert authenticate(store, "grace", guess) is None

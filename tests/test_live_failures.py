@@ -67,10 +67,8 @@ def _discharge(ehr, name):
     return encounter["id"]
 
 
-def _settled(ehr, system, encounter_id):
-    wait_until(
-        lambda: drafts_in_ehr(ehr, encounter_id)["Provenance"], timeout=120, what="the draft"
-    )
+def _jobs_settled(system, encounter_id):
+    """Every job of the stay finished, and a moment more for anything written twice to land."""
     wait_until(
         lambda: all(
             j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter_id)
@@ -79,6 +77,13 @@ def _settled(ehr, system, encounter_id):
         what="the jobs to settle",
     )
     time.sleep(1)
+
+
+def _settled(ehr, system, encounter_id):
+    wait_until(
+        lambda: drafts_in_ehr(ehr, encounter_id)["Provenance"], timeout=120, what="the draft"
+    )
+    _jobs_settled(system, encounter_id)
     return drafts_in_ehr(ehr, encounter_id)
 
 
@@ -167,14 +172,7 @@ def test_a_whole_worker_killed_mid_job_is_redelivered(ehr, proxy, system):
         timeout=120,
         what="the new version's draft",
     )
-    wait_until(
-        lambda: all(
-            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter_id)
-        ),
-        timeout=60,
-        what="the jobs to settle",
-    )
-    time.sleep(1)
+    _jobs_settled(system, encounter_id)
     assert len(drafts_in_ehr(ehr, encounter_id)["DocumentReference"]) == 2
 
 
