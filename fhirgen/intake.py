@@ -1,4 +1,4 @@
-"""From a parsed notification to what the store records and the broker must carry.
+"""From parsed notifications to what the store records and the broker must carry.
 
 Only identifiers travel on: which Encounters to re-read, event numbers, counts. The payload's
 clinical content is never used (the worker re-reads the Encounter from the EHR).
@@ -6,8 +6,10 @@ clinical content is never used (the worker re-reads the Encounter from the EHR).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fhirgen.fhir.notifications import Notification
-from fhirgen.store import IntakeResult, Store
+from fhirgen.store import IntakeResult, Received, Store
 
 # Kinds that name what changed; the others only tell us the channel is alive (or its count).
 _WITH_EVENTS = ("rest-hook", "event-notification", "query-event")
@@ -15,6 +17,27 @@ _WITH_EVENTS = ("rest-hook", "event-notification", "query-event")
 
 def accept(store: Store, subscription_id: str, notification: Notification) -> IntakeResult:
     """Record a notification; returns the jobs to enqueue and whether to reconcile."""
+    (result,) = accept_many(store, [(subscription_id, notification)])
+    return result
+
+
+def accept_many(
+    store: Store, notifications: Sequence[tuple[str, Notification]]
+) -> list[IntakeResult]:
+    """Record (subscription id, notification) pairs in one transaction, each as ``accept``
+    would in this order; one result per notification."""
+    results = store.record_notifications(
+        [_received(subscription_id, n) for subscription_id, n in notifications]
+    )
+    for subscription_id, notification in notifications:
+        if notification.kind == "handshake":
+            store.update_subscription(subscription_id, status="active", error=None)
+        elif notification.status == "error":
+            store.update_subscription(subscription_id, status="error", error="EHR reports an error")
+    return results
+
+
+def _received(subscription_id: str, notification: Notification) -> Received:
     kind = notification.kind
     events: list[tuple[int | None, str | None]] = []
     if kind == "rest-hook":
@@ -23,11 +46,4 @@ def accept(store: Store, subscription_id: str, notification: Notification) -> In
         # The store drafts only an Encounter focus; an event without one (content "empty")
         # makes it ask for a reconciliation search. Other focus types are recorded as they came.
         events = [(event.number, event.focus) for event in notification.events]
-    result = store.record_notification(
-        subscription_id, kind, events=events, events_since=notification.events_since
-    )
-    if kind == "handshake":
-        store.update_subscription(subscription_id, status="active", error=None)
-    elif notification.status == "error":
-        store.update_subscription(subscription_id, status="error", error="EHR reports an error")
-    return result
+    return Received(subscription_id, kind, tuple(events), notification.events_since)

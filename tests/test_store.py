@@ -608,3 +608,50 @@ def test_state_counts_and_ping(store):
     assert store.active_job_encounters(["a", "b", "c"]) == {"a", "b"}
     store.transition(b, "skipped")
     assert store.active_job_encounters(["a", "b", "c"]) == {"a"}
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_intakes_prepared_parameters_are_what_sqlalchemy_would_bind(dialect):
+    """The intake binds its statements' parameters from a plan made once per statement; they
+    must be exactly what SQLAlchemy's ``construct_params`` and type processing would give."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from fhirgen import store as store_module
+
+    engine_dialect = sqlite.dialect() if dialect == "sqlite" else postgresql.psycopg.dialect()
+    now = utcnow()
+    job = {
+        "id": "j1", "encounter_id": "e1", "kind": "discharge", "state": "received",
+        "source": "notification", "subscription_id": SUB, "created_at": now,
+        "updated_at": now, "enqueued_at": now, "attempts": 0, "regeneration": 0,
+        "timings": {"read": 1.5},
+    }  # fmt: skip
+    event = {
+        "subscription_id": SUB, "received_at": now, "kind": "rest-hook", "event_number": None,
+        "focus": "Encounter/e1", "job_id": "j1", "note": None,
+    }  # fmt: skip
+    cases = [
+        (store_module._TOUCH, {"sid": SUB, "now": now}, ()),
+        (store_module._TOUCH_HEARTBEAT, {"sid": SUB, "now": now}, ()),
+        (store_module._COUNT_EVENTS, {"sid": SUB, "highest": 4, "gaps": 1}, ()),
+        (store_module._SEEN_EVENTS, {"sid": SUB, "number": 3}, ()),
+        (store_module._JOBS_OF_ENCOUNTER, {"encounter": "e1"}, ()),
+        (store_module._CLAIM_JOB, {"job": "j1", "now": now}, ()),
+        (store_module._ADD_JOB, job, tuple(job)),
+        (store_module._ADD_EVENT, event, tuple(event)),
+    ]
+    for statement, values, keys in cases:
+        prepared = store_module._Prepared(statement, keys, engine_dialect)
+        assert prepared.planned
+        expected = prepared.compiled.construct_params(values)
+        for name, processor in prepared.processors.items():
+            expected[name] = processor(expected[name])
+        if prepared.order is not None:
+            expected = tuple(expected[name] for name in prepared.order)
+        assert _plain(prepared.parameters(values)) == _plain(expected), prepared.sql
+
+
+def _plain(parameters: Any) -> Any:
+    """psycopg's JSON wrapper compares by identity: compare what it wraps."""
+    items = parameters.items() if isinstance(parameters, dict) else enumerate(parameters)
+    return {key: getattr(value, "obj", value) for key, value in items}

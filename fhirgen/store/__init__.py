@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Engine,
@@ -51,7 +51,7 @@ from fhirgen.store.models import (
     Subscription,
 )
 
-__all__ = ["JOB_STATES", "IntakeResult", "Store", "StoreError", "utcnow"]
+__all__ = ["JOB_STATES", "IntakeResult", "Received", "Store", "StoreError", "utcnow"]
 
 JOB_STATES = (
     "received",
@@ -159,6 +159,16 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+class Received(NamedTuple):
+    """One notification as the store records it: which subscription, what kind, its events
+    as (event number, focus ``Type/id``) pairs, and the count it reports, if any."""
+
+    subscription_id: str
+    kind: str
+    events: tuple[tuple[int | None, str | None], ...] = ()
+    events_since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -308,73 +318,94 @@ class Store:
         ``events`` are (event number, focus ``Type/id``) pairs; a rest-hook notification is one
         event without a number. An Encounter that already has a job waiting to start gets no
         second one: the waiting job re-reads the Encounter anyway.
+        """
+        (result,) = self.record_notifications(
+            [Received(subscription_id, kind, tuple(events), events_since)], now=now
+        )
+        return result
 
-        This is the webhook's hot path: one short transaction of Core statements compiled once
-        and run on the driver's cursor (``_Intake``). The subscription's counters are updated
-        first, which takes its write lock (SQLite) or row lock (PostgreSQL) before
-        ``events_since`` is read, so concurrent notifications of one subscription see each
-        other's event numbers.
+    def record_notifications(
+        self, notifications: Sequence[Received], *, now: datetime | None = None
+    ) -> list[IntakeResult]:
+        """Record several notifications in one transaction, each exactly as
+        ``record_notification`` would in this order; one result per notification.
+
+        This is the webhook's hot path (it commits the notifications that arrive together as
+        one group): one short transaction of Core statements compiled once and run on the
+        driver's cursor (``_Intake``). Each notification first updates its subscription's
+        counters, which takes the subscription's write lock (SQLite) or row lock (PostgreSQL)
+        before ``events_since`` is read, so concurrent notifications of one subscription see
+        each other's event numbers.
         """
         now = now or utcnow()
-        events = list(events)
-        new_jobs: list[str] = []
-        notes: list[str] = []
         if self._checkpoints is not None:
             self._checkpoints.ensure_running()  # in this process (gunicorn forks after import)
+        # Subscriptions in id order (each one's notifications in arrival order): transactions
+        # that lock several subscriptions' rows then always lock them in the same order, so
+        # two batches on PostgreSQL cannot deadlock.
+        order = sorted(range(len(notifications)), key=lambda i: notifications[i].subscription_id)
+        results: list[IntakeResult | None] = [None] * len(notifications)
         with self._intake(), _Intake(self) as connection:
-            touch = _TOUCH_HEARTBEAT if kind == "heartbeat" else _TOUCH
-            row = connection.execute(touch, {"sid": subscription_id, "now": now}).first()
-            last_seen = (row.events_since or 0) if row else 0
-            numbers = sorted({n for n, _ in events if n is not None})
-            gap = _missing(last_seen, numbers, events_since)
-            highest = max([last_seen, *numbers, *([events_since] if events_since else [])])
-            if row is not None and (highest != last_seen or gap):
-                connection.execute(
-                    _COUNT_EVENTS,
-                    {"sid": subscription_id, "highest": highest, "gaps": 1 if gap else 0},
+            for index in order:
+                results[index] = self._record(connection, notifications[index], now)
+        return results  # type: ignore[return-value]  # every slot filled
+
+    def _record(self, connection: _Intake, received: Received, now: datetime) -> IntakeResult:
+        subscription_id, kind, events = received.subscription_id, received.kind, received.events
+        new_jobs: list[str] = []
+        notes: list[str] = []
+        touch = _TOUCH_HEARTBEAT if kind == "heartbeat" else _TOUCH
+        row = connection.execute(touch, {"sid": subscription_id, "now": now}).first()
+        last_seen = (row.events_since or 0) if row else 0
+        numbers = sorted({n for n, _ in events if n is not None})
+        since = received.events_since
+        gap = _missing(last_seen, numbers, since)
+        highest = max([last_seen, *numbers, *([since] if since else [])])
+        if row is not None and (highest != last_seen or gap):
+            connection.execute(
+                _COUNT_EVENTS,
+                {"sid": subscription_id, "highest": highest, "gaps": 1 if gap else 0},
+            )
+        # Numbers at or below the high-water mark are duplicates, or late arrivals that fill
+        # an earlier gap: only the event table can tell which.
+        late = [n for n in numbers if n <= last_seen]
+        seen = {
+            number
+            for number in late
+            if connection.execute(_SEEN_EVENTS, {"sid": subscription_id, "number": number}).first()
+        }
+        rows: list[dict[str, Any]] = []
+        for index, (number, focus) in enumerate(events or [(None, None)]):
+            job_id = None
+            note = f"gap: events {gap[0]}-{gap[1]} missing" if gap and index == 0 else None
+            if number is not None and number in seen:
+                note = f"event {number} already received"
+            elif focus and focus.startswith("Encounter/"):
+                if number is not None and number <= last_seen:
+                    note = f"event {number} arrived late"
+                job_id = self._job_for(
+                    connection,
+                    focus.removeprefix("Encounter/"),
+                    "notification",
+                    subscription_id,
+                    now,
+                    new_jobs,
                 )
-            # Numbers at or below the high-water mark are duplicates, or late arrivals that fill
-            # an earlier gap: only the event table can tell which.
-            late = [n for n in numbers if n <= last_seen]
-            seen = {
-                number
-                for number in late
-                if connection.execute(
-                    _SEEN_EVENTS, {"sid": subscription_id, "number": number}
-                ).first()
-            }
-            rows: list[dict[str, Any]] = []
-            for index, (number, focus) in enumerate(events or [(None, None)]):
-                job_id = None
-                note = f"gap: events {gap[0]}-{gap[1]} missing" if gap and index == 0 else None
-                if number is not None and number in seen:
-                    note = f"event {number} already received"
-                elif focus and focus.startswith("Encounter/"):
-                    if number is not None and number <= last_seen:
-                        note = f"event {number} arrived late"
-                    job_id = self._job_for(
-                        connection,
-                        focus.removeprefix("Encounter/"),
-                        "notification",
-                        subscription_id,
-                        now,
-                        new_jobs,
-                    )
-                seen.add(number)
-                if note:
-                    notes.append(note)
-                rows.append(
-                    {
-                        "subscription_id": subscription_id,
-                        "received_at": now,
-                        "kind": kind,
-                        "event_number": number,
-                        "focus": focus,
-                        "job_id": job_id,
-                        "note": note,
-                    }
-                )
-            connection.execute(_ADD_EVENT, rows)
+            seen.add(number)
+            if note:
+                notes.append(note)
+            rows.append(
+                {
+                    "subscription_id": subscription_id,
+                    "received_at": now,
+                    "kind": kind,
+                    "event_number": number,
+                    "focus": focus,
+                    "job_id": job_id,
+                    "note": note,
+                }
+            )
+        connection.execute(_ADD_EVENT, rows)
         reconcile = (
             bool(gap)
             or kind == "ping"
@@ -769,7 +800,11 @@ def _no_commit_checkpoints(dbapi_connection: Any, _record: Any) -> None:
 
 class _Prepared:
     """A Core statement compiled once for a dialect: its SQL, the order of its parameters and
-    the type processors SQLAlchemy would apply to them (dates for SQLite, JSON)."""
+    the type processors SQLAlchemy would apply to them (dates for SQLite, JSON).
+
+    ``parameters`` gives what ``compiled.construct_params`` would (a test compares them), from
+    a plan made here: which parameters come from the caller's values and which are fixed
+    (``notifications + 1``); construct_params works that out again on every call."""
 
     def __init__(self, statement: Any, keys: tuple[str, ...], dialect: Any) -> None:
         self.compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
@@ -781,9 +816,21 @@ class _Prepared:
             if processor is not None:
                 self.processors[name] = processor
         self.row: Any = None  # a namedtuple of the columns it returns, made on first use
+        binds = self.compiled.binds
+        probe = self.compiled.construct_params({}, _check=False)
+        self.given = [name for name in probe if binds[name].required]
+        self.fixed = {name: value for name, value in probe.items() if name not in self.given}
+        self.planned = all(binds[name].key == name for name in self.given) and not any(
+            binds[name].callable for name in probe
+        )
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
-        params = self.compiled.construct_params(values)
+        if self.planned:
+            params = dict(self.fixed)
+            for name in self.given:
+                params[name] = values[name]
+        else:
+            params = self.compiled.construct_params(values)
         for name, processor in self.processors.items():
             params[name] = processor(params[name])
         return params if self.order is None else tuple(params[name] for name in self.order)
