@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +13,11 @@ from flask import Flask, Response, g, request
 
 from fhirgen.broker import redis_url
 from fhirgen.config import Settings, load_settings
+from fhirgen.fhir.notifications import Notification
+from fhirgen.group_commit import GroupCommit
+from fhirgen.intake import accept_many
 from fhirgen.secrets import Vault
-from fhirgen.store import Store
+from fhirgen.store import IntakeResult, Store, StoreError
 
 
 @dataclass
@@ -33,6 +38,39 @@ class WebhookState:
 
             self._celery = create_celery(self.settings)
         return self._celery
+
+    def __post_init__(self) -> None:
+        self._intake: GroupCommit[tuple[str, Notification], IntakeResult] = GroupCommit(
+            self._take_batch
+        )
+
+    def take(self, subscription_id: str, notification: Notification) -> IntakeResult:
+        """Record a notification and enqueue what it asks for; returns only once both are done.
+
+        Notifications that arrive while another thread is committing wait, then go together:
+        one transaction and one broker round trip for all of them (``GroupCommit``). Raises
+        ``StoreError`` if the store, or the broker's error if the broker, is unavailable.
+        """
+        return self._intake.submit((subscription_id, notification))
+
+    def _take_batch(self, batch: Sequence[tuple[str, Notification]]) -> list[IntakeResult]:
+        from workers.enqueue import reconcile_task, send_many, start_tasks
+
+        results = accept_many(self.store, batch)
+        tasks = []
+        for (subscription_id, _), result in zip(batch, results, strict=True):
+            tasks.extend(start_tasks(result.jobs))
+            if result.reconcile:
+                tasks.append(reconcile_task(subscription_id if result.gap else None))
+        try:
+            send_many(tasks, self.celery())
+        except BaseException:
+            # If the store is down too, the sweeper cannot see these jobs as unsent; rare
+            # enough (broker and store down together) that the EHR's retry is the answer.
+            with contextlib.suppress(StoreError):
+                self.store.unclaim_enqueue([job for result in results for job in result.jobs])
+            raise
+        return results
 
     def enqueue_jobs(self, job_ids: Any) -> None:
         from workers.enqueue import enqueue_jobs

@@ -8,7 +8,6 @@ not recorded and enqueued.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Any
@@ -18,7 +17,6 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
 from fhirgen.fhir.notifications import NotificationError, parse_notification
-from fhirgen.intake import accept
 from fhirgen.store import StoreError
 from fhirgen.subscriptions import verify
 from webhooks.metrics import NOTIFICATIONS
@@ -65,18 +63,10 @@ def notify(
     except NotificationError as exc:
         return _refuse(exc.status, exc.code, str(exc), subscription_id)
     try:
-        intake = accept(state.store, subscription_id, notification)
+        intake = state.take(subscription_id, notification)
     except StoreError:
         return _unavailable("store", subscription_id)
-    try:
-        state.enqueue_jobs(intake.jobs)
-        if intake.reconcile:
-            state.enqueue_reconcile(subscription_id if intake.gap else None)
     except (BrokerError, RedisError, OSError):
-        # If the store is down too, the sweeper cannot see these jobs as unsent; rare enough
-        # (broker and store down together) that the EHR's retry after both return is the answer.
-        with contextlib.suppress(StoreError):
-            state.store.unclaim_enqueue(intake.jobs)
         return _unavailable("broker", subscription_id)
     NOTIFICATIONS.labels(kind=notification.kind, status="200").inc()
     log.info(
