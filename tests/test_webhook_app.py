@@ -566,3 +566,68 @@ def test_enqueue_uses_the_settings_given_to_create_app(tmp_path, monkeypatch, re
         assert len(hook.queued("io")) == 1  # on the broker the app was given
     finally:
         hook.store.dispose()
+
+
+def _messages(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    found = []
+    for raw in reversed(client.lrange(queue, 0, -1)):
+        message = json.loads(raw)
+        message["body"] = json.loads(base64.b64decode(message["body"]))
+        found.append(message)
+    return found
+
+
+def _without_ids(message: dict[str, Any]) -> dict[str, Any]:
+    """A message with what differs between any two sends (ids, tags) blanked."""
+    headers = dict(message["headers"], id="-", root_id="-")
+    properties = dict(message["properties"], correlation_id="-", delivery_tag="-")
+    return dict(message, headers=headers, properties=properties)
+
+
+def test_the_webhooks_messages_are_the_ones_send_task_would_send(tmp_path, redis_url):
+    """The lean publisher builds kombu's envelope itself: a Celery worker must get exactly what
+    ``send_task`` would have sent (compared field by field, ids aside)."""
+    from workers.app import create_celery
+    from workers.enqueue import reconcile_task, send_many, start_tasks
+
+    app = create_celery(_settings(tmp_path, redis_url))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        tasks = [*start_tasks(["job-a", "job-b"]), reconcile_task("sub-9")]
+        for name, args, kwargs in tasks:
+            app.send_task(name, args=args, kwargs=kwargs)
+        by_celery = _messages(client, "io")
+        client.delete("io")
+        send_many(tasks, app)  # one round trip for the three
+        lean = _messages(client, "io")
+        assert len(lean) == len(by_celery) == 3
+        for ours, theirs in zip(lean, by_celery, strict=True):
+            assert ours["headers"]["id"] == ours["headers"]["root_id"]
+            assert ours["properties"]["correlation_id"] == ours["headers"]["id"]
+            assert _without_ids(ours) == _without_ids(theirs)
+        assert [m["body"][0] for m in lean] == [["job-a"], ["job-b"], []]
+    finally:
+        client.close()
+        app.close()
+
+
+def test_a_publish_signal_receiver_sees_the_webhooks_messages(tmp_path, redis_url):
+    """Where something listens for Celery's publish signals, messages go through send_task."""
+    from celery.signals import before_task_publish
+
+    from workers.app import create_celery
+    from workers.enqueue import send_many, start_tasks
+
+    seen: list[str] = []
+
+    def listen(sender: str, headers: dict[str, Any], **_: Any) -> None:
+        seen.append(headers["argsrepr"])
+
+    app = create_celery(_settings(tmp_path, redis_url))
+    before_task_publish.connect(listen)
+    try:
+        send_many(start_tasks(["job-c"]), app)
+    finally:
+        before_task_publish.disconnect(listen)
+        app.close()
+    assert seen == ["['job-c']"]

@@ -1,28 +1,34 @@
 """Handing job ids to the broker (the only thing the webhook needs from ``workers``).
 
-Outside a task (the webhook) messages go out on a lean path, measured in ``bench/ingest.py``:
-the message is exactly the one ``send_task`` would build (Celery's own ``create_task_message``
-with the same arguments, routed by Celery's router) and Celery's own ``send_task_message``
-publishes it, but on a producer and Redis connection each thread keeps warm, without
-``send_task``'s per-call work (registry and router lookups, the AsyncResult, a queue
-declaration per message) and without publish retries: a broker that is down fails within
-milliseconds, so the webhook answers 503 and the EHR retries (kombu's and redis-py's retries
-kept it waiting about 6 s). Inside a task, ``send_task`` as usual (it records the parent and
-root task ids, and retries as the worker's policy says).
+Inside a task, ``send_task`` as usual (it records the parent and root task ids, and retries
+as the worker's policy says). Outside one (the webhook, the console), messages go out on a
+lean path, measured in ``bench/ingest.py``: Celery builds each task message
+(``create_task_message``, exactly as ``send_task`` does), and it is wrapped the way kombu's
+Redis transport wraps it and pushed with one ``LPUSH`` per queue for all the messages of a
+call, on a redis-py client each process keeps. kombu's publish path cost about 150 µs of CPU
+per message, more than everything else the webhook does, and one round trip per message.
+
+The lean path is used only where it produces what kombu would: a Redis broker, JSON, no
+compression, no result backend, no sent events or publish signals, no key prefix; otherwise
+``send_task``. A test compares the two messages field by
+field. No publish retries: a broker that is down fails within milliseconds, so the webhook
+answers 503 and the EHR retries (kombu's and redis-py's retries kept it waiting about 6 s).
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
+import json
 import os
 import threading
-from collections.abc import Iterable
-from functools import cached_property
+import uuid as uuid_module
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from celery import Celery
+import redis
+from celery import Celery, signals
+from celery.backends.base import DisabledBackend
 from celery.utils import uuid
-from kombu.transport import redis as redis_transport
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -34,6 +40,8 @@ STEP_TASKS = {
     "write": "fhirgen.write_back",
 }
 
+Task = tuple[str, list[Any] | None, dict[str, Any] | None]  # name, args, kwargs
+
 
 def enqueue_step(step: str, job_id: str, app: Celery | None = None) -> None:
     """Send one job step to its queue (raises the broker's error if it is down)."""
@@ -42,12 +50,21 @@ def enqueue_step(step: str, job_id: str, app: Celery | None = None) -> None:
 
 def enqueue_jobs(job_ids: Iterable[str], app: Celery | None = None) -> None:
     """Start jobs: their first step reads the stay."""
-    for job_id in job_ids:
-        enqueue_step("read", job_id, app)
+    send_many(start_tasks(job_ids), app)
+
+
+def start_tasks(job_ids: Iterable[str]) -> list[Task]:
+    """The tasks that start these jobs (their first step reads the stay)."""
+    return [(STEP_TASKS["read"], [job_id], None) for job_id in job_ids]
+
+
+def reconcile_task(subscription_id: str | None = None) -> Task:
+    """The task that searches the EHR for stays without a draft (one subscription's, or all)."""
+    return ("fhirgen.reconcile", None, {"subscription_id": subscription_id})
 
 
 def enqueue_reconcile(subscription_id: str | None = None, app: Celery | None = None) -> None:
-    send("fhirgen.reconcile", kwargs={"subscription_id": subscription_id}, app=app)
+    send_many([reconcile_task(subscription_id)], app)
 
 
 def send(
@@ -56,108 +73,150 @@ def send(
     kwargs: dict[str, Any] | None = None,
     app: Celery | None = None,
 ) -> None:
-    """Send a task by name on ``app`` (default: the process's, from the environment): the lean
-    path outside tasks, ``send_task`` inside one."""
+    """Send a task by name on ``app`` (default: the process's, from the environment)."""
+    send_many([(name, args, kwargs)], app)
+
+
+def send_many(tasks: Sequence[Task], app: Celery | None = None) -> None:
+    """Send tasks: outside a task in one round trip to Redis, inside one with ``send_task``.
+    Raises the broker's error (``redis.RedisError``, ``OSError`` or kombu's) if it is down."""
+    if not tasks:
+        return
     app = app or celery_app()
     # Inside a task send_task records the parent; a task registered in this process may carry
     # execution options send_task merges in. The webhook has neither.
-    if app.current_worker_task is not None or app._tasks.get(name) is not None:
-        app.send_task(name, args=args, kwargs=kwargs)
+    lean = _lean_publisher(app)
+    if (
+        lean is not None
+        and app.current_worker_task is None
+        and not any(app._tasks.get(name) is not None for name, _, _ in tasks)
+        and lean.publish(tasks)
+    ):
         return
-    _publisher(app).send(name, args, kwargs)
+    for name, args, kwargs in tasks:
+        app.send_task(name, args=args, kwargs=kwargs)
 
 
-class _Publisher:
-    """Celery's message for a task, built by Celery and published by Celery's sender on a
-    producer each thread keeps (kombu's pool would re-bind a channel on every acquire); what is
-    the same for every call (the route, the declared queue) is worked out once per task name."""
+class _LeanPublisher:
+    """Task messages as kombu's Redis transport stores them, pushed with redis-py."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, url: str) -> None:
         self.app = app
-        self.routes: dict[str, dict[str, Any]] = {}
-        self.local = threading.local()
+        self.url = url
+        self.queues: dict[str, str] = {}  # task name -> queue (the Redis list)
+        self._client: redis.Redis | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
 
-    def _producer(self) -> Any:
-        producer = getattr(self.local, "producer", None)
-        if producer is None or self.local.pid != os.getpid():
-            connection = self.app.connection_for_write()
-            # Connect once, no retries: kombu's default keeps an EHR waiting 6 s for its 503.
-            options = {**connection.transport_options, "max_retries": 0}
-            if type(connection.transport) is redis_transport.Transport:
-                connection = connection.clone(transport=_Transport, transport_options=options)
-            else:
-                connection = connection.clone(transport_options=options)
-            producer = self.local.producer = self.app.amqp.Producer(connection)
-            self.local.pid = os.getpid()
-        return producer
+    def client(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():  # a forked child connects anew
+            with self._lock:
+                if self._client is None or self._pid != os.getpid():
+                    # One immediate retry, to replace a pooled connection Redis closed; short
+                    # timeouts, so that a Redis that is down means a 503 at once.
+                    self._client = redis.Redis.from_url(
+                        self.url,
+                        socket_timeout=5,
+                        socket_connect_timeout=2,
+                        retry=Retry(NoBackoff(), 1),
+                    )
+                    self._pid = os.getpid()
+        return self._client
 
-    def _drop_producer(self) -> None:
-        producer, self.local.producer = self.local.producer, None
-        with contextlib.suppress(Exception):
-            producer.connection.close()
+    def queue(self, name: str) -> str | None:
+        """The Redis list a task's messages go to; None where its route is not a plain queue
+        on a direct exchange (then ``send_task`` works out the rest)."""
+        if name not in self.queues:
+            route = self.app.amqp.router.route({}, name, None, None, None)
+            queue = route.get("queue")
+            plain = (
+                set(route) == {"queue"}
+                and queue.exchange.type == "direct"
+                and not queue.queue_arguments
+                and not queue.max_priority
+            )
+            self.queues[name] = queue.name if plain else None
+        return self.queues[name]
 
-    def _route(self, name: str, producer: Any) -> dict[str, Any]:
-        options = self.routes.get(name)
-        if options is None:
-            options = self.app.amqp.router.route({}, name, None, None, None)
-            queue = options.get("queue")
-            if queue is not None:  # what send_task_message declares on every call, once here
-                producer.maybe_declare(queue, retry=False)
-            self.routes[name] = options
-        return options
+    def message(self, name: str, args: list[Any] | None, kwargs: dict[str, Any] | None) -> bytes:
+        """One message, as ``send_task`` would have kombu store it."""
+        task_id = uuid()
+        headers, properties, body, _ = self.app.amqp.create_task_message(
+            task_id,
+            name,
+            args,
+            kwargs,
+            reply_to=self.app.thread_oid,
+            create_sent_event=False,
+            ignore_result=False,  # what send_task passes unless told otherwise
+        )
+        envelope = {
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": {
+                **properties,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": self.queues[name]},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid_module.uuid4()),
+            },
+        }
+        return json.dumps(envelope).encode()
 
-    def send(self, name: str, args: list[Any] | None, kwargs: dict[str, Any] | None) -> None:
-        app = self.app
-        producer = self._producer()
-        try:
-            with producer.connection._reraise_as_library_errors():
-                options = self._route(name, producer)
-                task_id = uuid()
-                message = app.amqp.create_task_message(
-                    task_id,
-                    name,
-                    args,
-                    kwargs,
-                    reply_to=app.thread_oid,
-                    create_sent_event=app.conf.task_send_sent_event,
-                    ignore_result=None,
-                    **options,
-                )
-                app.backend.on_task_call(producer, task_id)  # as send_task does
-                app.amqp.send_task_message(
-                    producer, name, message, retry=False, declare=[], **options
-                )
-        except Exception:
-            self._drop_producer()  # the next message starts on a fresh connection
-            raise
-
-
-class _Channel(redis_transport.Channel):
-    """kombu's Redis channel, keeping one client object for its synchronous commands: kombu
-    builds a new ``redis.Redis`` (about 170 response callbacks) for every LPUSH. The client
-    only wraps the channel's connection pool, as every one kombu builds does.
-
-    One immediate retry instead of redis-py's default three with backoff (6 s when Redis
-    refuses connections): enough to replace a pooled connection that Redis closed, short
-    enough that the EHR gets its 503 at once when Redis is down."""
-
-    @cached_property
-    def _sync_client(self) -> Any:
-        client = super()._create_client()
-        client.set_retry(Retry(NoBackoff(), 1))
-        return client
-
-    def _create_client(self, asynchronous: bool = False) -> Any:
-        return super()._create_client(asynchronous) if asynchronous else self._sync_client
-
-
-class _Transport(redis_transport.Transport):
-    Channel = _Channel
+    def publish(self, tasks: Sequence[Task]) -> bool:
+        """Push the tasks' messages; False (nothing sent) if one of them needs ``send_task``."""
+        if any(self.queue(name) is None for name, _, _ in tasks):
+            return False
+        by_queue: dict[str, list[bytes]] = {}
+        for name, args, kwargs in tasks:
+            by_queue.setdefault(self.queues[name], []).append(self.message(name, args, kwargs))
+        client = self.client()
+        if len(by_queue) == 1:
+            ((queue, messages),) = by_queue.items()
+            client.lpush(queue, *messages)
+            return True
+        with client.pipeline(transaction=False) as pipeline:
+            for queue, messages in by_queue.items():
+                pipeline.lpush(queue, *messages)
+            pipeline.execute()
+        return True
 
 
-def _publisher(app: Celery) -> _Publisher:
-    publisher = getattr(app, "_fhirgen_publisher", None)
-    if publisher is None:
-        publisher = _Publisher(app)
-        app._fhirgen_publisher = publisher  # type: ignore[attr-defined]
+def _lean_publisher(app: Celery) -> _LeanPublisher | None:
+    """The app's lean publisher, or None where it would not produce kombu's message."""
+    publisher = app.__dict__.get("_fhirgen_publisher", False)
+    if publisher is False:
+        publisher = app._fhirgen_publisher = _make_lean_publisher(app)  # type: ignore[attr-defined]
+    if publisher is not None and _publish_signals():
+        return None  # a receiver connected since: it must see every message
     return publisher
+
+
+def _publish_signals() -> bool:
+    return any(
+        signal.receivers
+        for signal in (signals.before_task_publish, signals.after_task_publish, signals.task_sent)
+    )
+
+
+def _make_lean_publisher(app: Celery) -> _LeanPublisher | None:
+    conf = app.conf
+    url = str(conf.broker_url or "")
+    scheme = url.partition("://")[0]
+    if (
+        scheme not in ("redis", "rediss", "redis+socket")
+        or conf.task_serializer != "json"
+        or conf.task_compression
+        or conf.task_send_sent_event
+        or conf.task_protocol != 2
+        or conf.task_default_delivery_mode not in ("persistent", 2)
+        or (conf.broker_transport_options or {}).get("global_keyprefix")
+        or not isinstance(app.backend, DisabledBackend)
+    ):
+        return None
+    if scheme == "redis+socket":
+        url = "unix://" + url.removeprefix("redis+socket://")
+    return _LeanPublisher(app, url)
