@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
 from fhirgen.users import console_session_key
@@ -47,7 +48,19 @@ def init_console(app: Flask, state: Any) -> None:
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session
     )
+    app.session_interface = _ConsoleSessions()
     CSRFProtect(app)
     login_manager.init_app(app)
     init_sso(app, settings)
     app.register_blueprint(blueprint)
+
+
+class _ConsoleSessions(SecureCookieSessionInterface):
+    """Cookie sessions only under the cookie's path (``/console``), the only place a browser
+    sends it: the EHR's notifications, health checks and metrics get the empty null session
+    instead of a signing serializer built and a cookie looked for on every request."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if not request.path.startswith(app.config["SESSION_COOKIE_PATH"]):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
