@@ -616,7 +616,7 @@ def test_the_intakes_prepared_parameters_are_what_sqlalchemy_would_bind(dialect)
     must be exactly what SQLAlchemy's ``construct_params`` and type processing would give."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    from fhirgen import store as store_module
+    from fhirgen.store import intake as store_module
 
     engine_dialect = sqlite.dialect() if dialect == "sqlite" else postgresql.psycopg.dialect()
     now = utcnow()
@@ -631,17 +631,17 @@ def test_the_intakes_prepared_parameters_are_what_sqlalchemy_would_bind(dialect)
         "focus": "Encounter/e1", "job_id": "j1", "note": None,
     }  # fmt: skip
     cases = [
-        (store_module._TOUCH, {"sid": SUB, "now": now}, ()),
-        (store_module._TOUCH_HEARTBEAT, {"sid": SUB, "now": now}, ()),
+        (store_module._TOUCH, {"sid": SUB, "now": now, "count": 2}, ()),
+        (store_module._TOUCH_HEARTBEAT, {"sid": SUB, "now": now, "count": 1}, ()),
         (store_module._COUNT_EVENTS, {"sid": SUB, "highest": 4, "gaps": 1}, ()),
         (store_module._SEEN_EVENTS, {"sid": SUB, "number": 3}, ()),
-        (store_module._JOBS_OF_ENCOUNTER, {"encounter": "e1"}, ()),
+        (store_module._jobs_of_encounters(2), {"e0": "e1", "e1": "e2"}, ()),
         (store_module._CLAIM_JOB, {"job": "j1", "now": now}, ()),
         (store_module._ADD_JOB, job, tuple(job)),
         (store_module._ADD_EVENT, event, tuple(event)),
     ]
     for statement, values, keys in cases:
-        prepared = store_module._Prepared(statement, keys, engine_dialect)
+        prepared = store_module.Prepared(statement, keys, engine_dialect)
         assert prepared.planned
         expected = prepared.compiled.construct_params(values)
         for name, processor in prepared.processors.items():
@@ -655,3 +655,123 @@ def _plain(parameters: Any) -> Any:
     """psycopg's JSON wrapper compares by identity: compare what it wraps."""
     items = parameters.items() if isinstance(parameters, dict) else enumerate(parameters)
     return {key: getattr(value, "obj", value) for key, value in items}
+
+
+def _random_notifications(seed: int, count: int) -> list[Any]:
+    """Notifications as EHRs send them, at random: rest-hooks, numbered events (duplicates,
+    gaps, late arrivals, some without a focus), heartbeats, pings, across two subscriptions."""
+    import random
+
+    from fhirgen.store import Received
+
+    rng = random.Random(seed)
+    sent = {SUB: 0, "sub-2": 0}
+    found = []
+    for _ in range(count):
+        sub = rng.choice([SUB, "sub-2"])
+        kind = rng.choice(["rest-hook", "event-notification", "event-notification", "heartbeat"])
+        if kind == "rest-hook":
+            found.append(Received(sub, kind, ((None, f"Encounter/e{rng.randrange(6)}"),)))
+        elif kind == "heartbeat":
+            found.append(Received(sub, kind, (), rng.choice([None, sent[sub], sent[sub] + 2])))
+        else:
+            events = []
+            for _ in range(rng.randrange(1, 4)):
+                sent[sub] += rng.choice([1, 1, 1, 2])  # sometimes one goes missing
+                number = rng.choice([sent[sub], sent[sub], max(1, sent[sub] - 2)])  # or late
+                focus = rng.choice([f"Encounter/e{rng.randrange(6)}", None, "Patient/p1"])
+                events.append((number, focus))
+            found.append(Received(sub, kind, tuple(events), sent[sub]))
+        if rng.random() < 0.1:
+            found.append(Received(sub, "ping", ((None, None),)))
+    return found
+
+
+def _what_was_recorded(store: Store, results: list[Any]) -> Any:
+    """Results and rows with job ids replaced by the order they were first seen in."""
+    from fhirgen.store.models import Job, NotificationEvent, Subscription
+
+    names: dict[str, int] = {}
+
+    def name(job_id: str | None) -> int | None:
+        return None if job_id is None else names.setdefault(job_id, len(names))
+
+    outcomes = [
+        (r.events, tuple(name(j) for j in r.jobs), r.gap, r.reconcile, r.notes) for r in results
+    ]
+    with store.engine.connect() as connection:
+        subs = connection.execute(
+            sa.select(
+                Subscription.id,
+                Subscription.notifications,
+                Subscription.events_since,
+                Subscription.gaps_detected,
+            ).order_by(Subscription.id)
+        ).all()
+        events = connection.execute(
+            sa.select(
+                NotificationEvent.subscription_id,
+                NotificationEvent.kind,
+                NotificationEvent.event_number,
+                NotificationEvent.focus,
+                NotificationEvent.note,
+                NotificationEvent.job_id,
+            ).order_by(NotificationEvent.subscription_id, NotificationEvent.id)
+        ).all()
+        jobs = connection.execute(sa.select(Job.id, Job.encounter_id, Job.state)).all()
+    return (
+        outcomes,
+        [tuple(row) for row in subs],
+        [(*row[:5], name(row[5])) for row in events],
+        sorted((name(job.id), job.encounter_id, job.state) for job in jobs),
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_group_of_notifications_is_recorded_as_if_one_at_a_time(database_url, tmp_path, seed):
+    """The webhook records notifications that arrive together as one group: results, counters,
+    events and jobs must be those of recording them one by one in the same order. Between
+    groups, as in life, workers start waiting jobs and a failed enqueue leaves some unsent."""
+    import random
+
+    from fhirgen.store.models import Job
+
+    notifications = _random_notifications(seed, 80)
+    rng = random.Random(seed)
+    groups, start = [], 0
+    while start < len(notifications):
+        size = rng.randrange(1, 9)
+        groups.append(notifications[start : start + size])
+        start += size
+    alone_url = f"sqlite:///{tmp_path / 'alone.db'}"
+    recorded = []
+    for url, grouped in [(alone_url, False), (database_url, True)]:
+        store = Store(url)
+        store.migrate()
+        for sub in (SUB, "sub-2"):
+            store.add_subscription(id=sub, kind="topic", criteria="x", events_since=0)
+        try:
+            results = []
+            for number, group in enumerate(groups):
+                if grouped:
+                    results.extend(store.record_notifications(group))
+                else:
+                    for received in group:
+                        results.extend(store.record_notifications([received]))
+                waiting = [job.id for job in store.jobs() if job.state == "received"]
+                if number % 3 == 2:  # a worker starts them: the next notification makes anew
+                    with store.engine.begin() as connection:
+                        connection.execute(
+                            sa.update(Job).where(Job.id.in_(waiting)).values(state="reading")
+                        )
+                elif number % 4 == 3:  # the broker refused them: the next one sends them
+                    store.unclaim_enqueue(waiting)
+            recorded.append(_what_was_recorded(store, results))
+        finally:
+            store.dispose()
+    alone, grouped_ = recorded
+    assert grouped_[0] == alone[0]  # what each notification's sender was told
+    assert grouped_[1:] == alone[1:]  # what the store holds
+    assert any(outcome[2] for outcome in alone[0])  # the sample has gaps,
+    assert any("already received" in note for o in alone[0] for note in o[4])  # duplicates,
+    assert any(len(set(o[1])) < o[0] for o in alone[0] if o[1])  # and shared jobs

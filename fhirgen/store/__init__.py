@@ -10,23 +10,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import sqlite3
 import threading
-import time
 import uuid
 import weakref
-from collections import namedtuple
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     Engine,
     Row,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -36,11 +31,20 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
 # The console's tables are part of the schema: Base.metadata must always hold them.
 from fhirgen.store import console_models as _console_models  # noqa: F401
+from fhirgen.store.intake import (
+    IntakeResult,
+    Jobs,
+    Prepared,
+    Received,
+    Transaction,
+    new_job,
+    record,
+)
 from fhirgen.store.models import (
     AuditEntry,
     Draft,
@@ -77,78 +81,6 @@ _NEXT = {
 }
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
-# The webhook's intake statements, built once: Core (not ORM-enabled) statements on the tables
-# with bound parameters, compiled once per dialect (``_Prepared``) and run on the driver's
-# cursor, whose statement cache prepares each of them once per connection.
-_SUBSCRIPTIONS = Subscription.__table__
-_JOBS = Job.__table__
-_TOUCH = (
-    update(_SUBSCRIPTIONS)
-    .where(_SUBSCRIPTIONS.c.id == bindparam("sid"))
-    .values(
-        notifications=_SUBSCRIPTIONS.c.notifications + 1,
-        last_notification_at=bindparam("now"),
-        updated_at=bindparam("now"),
-    )
-    .returning(_SUBSCRIPTIONS.c.events_since)
-)
-_TOUCH_HEARTBEAT = _TOUCH.values(last_heartbeat_at=bindparam("now"))
-_COUNT_EVENTS = (
-    update(_SUBSCRIPTIONS)
-    .where(_SUBSCRIPTIONS.c.id == bindparam("sid"))
-    .values(
-        events_since=bindparam("highest"),
-        gaps_detected=_SUBSCRIPTIONS.c.gaps_detected + bindparam("gaps"),
-    )
-)
-# By encounter only, state filtered here: with ``state = 'received'`` in the WHERE clause SQLite
-# picked the (state, created_at) index and scanned every waiting job, so intake slowed down as
-# the backlog grew (1.2 ms at 2,000 waiting jobs). An encounter has few jobs.
-_JOBS_OF_ENCOUNTER = select(_JOBS.c.id, _JOBS.c.state).where(
-    _JOBS.c.encounter_id == bindparam("encounter")
-)
-_CLAIM_JOB = (
-    update(_JOBS)
-    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.enqueued_at.is_(None))
-    .values(enqueued_at=bindparam("now"))
-)
-_EVENTS = NotificationEvent.__table__
-_SEEN_EVENTS = select(_EVENTS.c.id).where(
-    _EVENTS.c.subscription_id == bindparam("sid"),
-    _EVENTS.c.event_number == bindparam("number"),
-)
-_ADD_JOB = insert(_JOBS)
-_ADD_EVENT = insert(NotificationEvent.__table__)
-
-
-def _missing(
-    last_seen: int, numbers: Sequence[int], events_since: int | None
-) -> tuple[int, int] | None:
-    """The first and last event numbers missing after ``last_seen``: holes before and between
-    the (sorted) ``numbers``, or, with none, up to the count a heartbeat or status reports."""
-    if not numbers:
-        if events_since is not None and events_since > last_seen:
-            return (last_seen + 1, events_since)
-        return None
-    first = last = None
-    previous = last_seen
-    for number in numbers:
-        if number > previous + 1:
-            first = previous + 1 if first is None else first
-            last = number - 1
-        previous = max(previous, number)
-    return None if first is None else (first, last)
-
-
-def _time_ordered_id() -> str:
-    """A new job id: 32 hex digits like ``uuid4().hex``, laid out as a UUIDv7 (48-bit
-    millisecond time, then 74 random bits), so new ids land at the end of the jobs' primary-key
-    index instead of on a random page of it: one page written per insert, not a new one each
-    time, in SQLite's WAL and in PostgreSQL's B-tree alike."""
-    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | secrets.randbits(76)
-    value = value & ~(0xC << 60) | 0x8 << 60  # the RFC 9562 variant bits
-    return f"{value:032x}"
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -159,31 +91,6 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
-
-
-class Received(NamedTuple):
-    """One notification as the store records it: which subscription, what kind, its events
-    as (event number, focus ``Type/id``) pairs, and the count it reports, if any."""
-
-    subscription_id: str
-    kind: str
-    events: tuple[tuple[int | None, str | None], ...] = ()
-    events_since: int | None = None
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    """What recording one notification did: events stored, jobs to enqueue, gaps seen.
-
-    ``jobs`` are the jobs this caller must hand to the broker: new ones, and waiting ones whose
-    earlier enqueue failed. A job is claimed for enqueueing once, so duplicates send nothing.
-    """
-
-    events: int
-    jobs: tuple[str, ...]
-    gap: tuple[int, int] | None = None  # first and last missing event number
-    reconcile: bool = False  # the notification says "something changed" without saying what
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Store:
@@ -198,7 +105,7 @@ class Store:
         self.url = url
         self._checkpoints: _Checkpoints | None = None
         self._intake_lock: _FileLock | None = None
-        self._statements: dict[tuple[int, tuple[str, ...]], _Prepared] = {}
+        self._statements: dict[tuple[int, tuple[str, ...]], Prepared] = {}
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if url.startswith("sqlite"):
             # A file has no server to lose the connection to: no ping before each transaction.
@@ -330,94 +237,20 @@ class Store:
         """Record several notifications in one transaction, each exactly as
         ``record_notification`` would in this order; one result per notification.
 
-        This is the webhook's hot path (it commits the notifications that arrive together as
-        one group): one short transaction of Core statements compiled once and run on the
-        driver's cursor (``_Intake``). Each notification first updates its subscription's
-        counters, which takes the subscription's write lock (SQLite) or row lock (PostgreSQL)
-        before ``events_since`` is read, so concurrent notifications of one subscription see
-        each other's event numbers.
+        This is the webhook's hot path: it records the notifications that arrive together as
+        one group, in a handful of statements (``fhirgen.store.intake``).
         """
         now = now or utcnow()
         if self._checkpoints is not None:
             self._checkpoints.ensure_running()  # in this process (gunicorn forks after import)
-        # Subscriptions in id order (each one's notifications in arrival order): transactions
-        # that lock several subscriptions' rows then always lock them in the same order, so
-        # two batches on PostgreSQL cannot deadlock.
-        order = sorted(range(len(notifications)), key=lambda i: notifications[i].subscription_id)
-        results: list[IntakeResult | None] = [None] * len(notifications)
-        with self._intake(), _Intake(self) as connection:
-            for index in order:
-                results[index] = self._record(connection, notifications[index], now)
-        return results  # type: ignore[return-value]  # every slot filled
+        with self._intake(), Transaction(self) as transaction:
+            return record(transaction, notifications, now)
 
-    def _record(self, connection: _Intake, received: Received, now: datetime) -> IntakeResult:
-        subscription_id, kind, events = received.subscription_id, received.kind, received.events
-        new_jobs: list[str] = []
-        notes: list[str] = []
-        touch = _TOUCH_HEARTBEAT if kind == "heartbeat" else _TOUCH
-        row = connection.execute(touch, {"sid": subscription_id, "now": now}).first()
-        last_seen = (row.events_since or 0) if row else 0
-        numbers = sorted({n for n, _ in events if n is not None})
-        since = received.events_since
-        gap = _missing(last_seen, numbers, since)
-        highest = max([last_seen, *numbers, *([since] if since else [])])
-        if row is not None and (highest != last_seen or gap):
-            connection.execute(
-                _COUNT_EVENTS,
-                {"sid": subscription_id, "highest": highest, "gaps": 1 if gap else 0},
-            )
-        # Numbers at or below the high-water mark are duplicates, or late arrivals that fill
-        # an earlier gap: only the event table can tell which.
-        late = [n for n in numbers if n <= last_seen]
-        seen = {
-            number
-            for number in late
-            if connection.execute(_SEEN_EVENTS, {"sid": subscription_id, "number": number}).first()
-        }
-        rows: list[dict[str, Any]] = []
-        for index, (number, focus) in enumerate(events or [(None, None)]):
-            job_id = None
-            note = f"gap: events {gap[0]}-{gap[1]} missing" if gap and index == 0 else None
-            if number is not None and number in seen:
-                note = f"event {number} already received"
-            elif focus and focus.startswith("Encounter/"):
-                if number is not None and number <= last_seen:
-                    note = f"event {number} arrived late"
-                job_id = self._job_for(
-                    connection,
-                    focus.removeprefix("Encounter/"),
-                    "notification",
-                    subscription_id,
-                    now,
-                    new_jobs,
-                )
-            seen.add(number)
-            if note:
-                notes.append(note)
-            rows.append(
-                {
-                    "subscription_id": subscription_id,
-                    "received_at": now,
-                    "kind": kind,
-                    "event_number": number,
-                    "focus": focus,
-                    "job_id": job_id,
-                    "note": note,
-                }
-            )
-        connection.execute(_ADD_EVENT, rows)
-        reconcile = (
-            bool(gap)
-            or kind == "ping"
-            or (kind == "event-notification" and any(focus is None for _, focus in events))
-        )
-        return IntakeResult(len(rows), tuple(dict.fromkeys(new_jobs)), gap, reconcile, tuple(notes))
-
-    def _prepared(self, statement: Any, keys: Iterable[str]) -> _Prepared:
+    def _prepared(self, statement: Any, keys: Iterable[str]) -> Prepared:
         key = (id(statement), tuple(keys))
         prepared = self._statements.get(key)
         if prepared is None:
-            prepared = self._statements[key] = _Prepared(statement, key[1], self.engine.dialect)
+            prepared = self._statements[key] = Prepared(statement, key[1], self.engine.dialect)
         return prepared
 
     def _intake(self) -> contextlib.AbstractContextManager[Any]:
@@ -426,51 +259,6 @@ class Store:
         with several gunicorn workers writing at once those sleeps were the latency.
         PostgreSQL queues writers on the subscription's row lock already."""
         return self._intake_lock or contextlib.nullcontext()
-
-    def _job_for(
-        self,
-        connection: Any,
-        encounter_id: str,
-        source: str,
-        subscription_id: str | None,
-        now: datetime,
-        to_enqueue: list[str],
-    ) -> str:
-        """The Encounter's waiting job, or a new one; adds it to ``to_enqueue`` if this caller
-        must send it (new, or never successfully enqueued)."""
-        waiting = next(
-            (
-                job
-                for job in connection.execute(_JOBS_OF_ENCOUNTER, {"encounter": encounter_id}).all()
-                if job.state == "received"
-            ),
-            None,
-        )
-        if waiting:
-            claimed = connection.execute(_CLAIM_JOB, {"job": waiting.id, "now": now})
-            if claimed.rowcount:
-                to_enqueue.append(waiting.id)
-            return waiting.id
-        job_id = _time_ordered_id()
-        connection.execute(
-            _ADD_JOB,
-            {
-                "id": job_id,
-                "encounter_id": encounter_id,
-                "kind": "discharge",
-                "state": "received",
-                "source": source,
-                "subscription_id": subscription_id,
-                "created_at": now,
-                "updated_at": now,
-                "enqueued_at": now,
-                "attempts": 0,
-                "regeneration": 0,
-                "timings": {},
-            },
-        )
-        to_enqueue.append(job_id)
-        return job_id
 
     def unclaim_enqueue(self, job_ids: Sequence[str]) -> None:
         """The broker refused these jobs: let the next delivery (or the sweeper) send them."""
@@ -534,27 +322,13 @@ class Store:
         now = utcnow()
         with self.engine.begin() as connection:
             if not regeneration:
-                job_id = self._job_for(
-                    connection, encounter_id, source, subscription_id, now, to_enqueue
-                )
-                return job_id, bool(to_enqueue)
+                jobs = Jobs(connection, now, source)
+                jobs.look_up([encounter_id])
+                job_id = jobs.job_for(encounter_id, subscription_id, to_enqueue)
+                return job_id, job_id not in jobs.write()
             job_id = uuid.uuid4().hex
-            connection.execute(
-                insert(Job).values(
-                    id=job_id,
-                    encounter_id=encounter_id,
-                    kind="discharge",
-                    state="received",
-                    source=source,
-                    subscription_id=subscription_id,
-                    created_at=now,
-                    updated_at=now,
-                    enqueued_at=now,
-                    attempts=0,
-                    regeneration=regeneration,
-                    timings={},
-                )
-            )
+            row = new_job(job_id, encounter_id, source, subscription_id, now)
+            connection.execute(insert(Job).values({**row, "regeneration": regeneration}))
         return job_id, True
 
     def job(self, job_id: str) -> Row | None:
@@ -796,115 +570,6 @@ def _no_commit_checkpoints(dbapi_connection: Any, _record: Any) -> None:
     # file is cut back to this size.
     cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
-
-
-class _Prepared:
-    """A Core statement compiled once for a dialect: its SQL, the order of its parameters and
-    the type processors SQLAlchemy would apply to them (dates for SQLite, JSON).
-
-    ``parameters`` gives what ``compiled.construct_params`` would (a test compares them), from
-    a plan made here: which parameters come from the caller's values and which are fixed
-    (``notifications + 1``); construct_params works that out again on every call."""
-
-    def __init__(self, statement: Any, keys: tuple[str, ...], dialect: Any) -> None:
-        self.compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
-        self.sql: str = self.compiled.string
-        self.order = self.compiled.positiontup if self.compiled.positional else None
-        self.processors: dict[str, Any] = {}
-        for name, bind in self.compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self.processors[name] = processor
-        self.row: Any = None  # a namedtuple of the columns it returns, made on first use
-        binds = self.compiled.binds
-        probe = self.compiled.construct_params({}, _check=False)
-        self.given = [name for name in probe if binds[name].required]
-        self.fixed = {name: value for name, value in probe.items() if name not in self.given}
-        self.planned = all(binds[name].key == name for name in self.given) and not any(
-            binds[name].callable for name in probe
-        )
-
-    def parameters(self, values: Mapping[str, Any]) -> Any:
-        if self.planned:
-            params = dict(self.fixed)
-            for name in self.given:
-                params[name] = values[name]
-        else:
-            params = self.compiled.construct_params(values)
-        for name, processor in self.processors.items():
-            params[name] = processor(params[name])
-        return params if self.order is None else tuple(params[name] for name in self.order)
-
-
-class _Result:
-    """What the intake reads back: rows with attribute access, and the rowcount."""
-
-    def __init__(self, cursor: Any, prepared: _Prepared) -> None:
-        self.rowcount = cursor.rowcount
-        self._rows: list[Any] = []
-        if cursor.description:
-            if prepared.row is None:
-                prepared.row = namedtuple("Row", [c[0] for c in cursor.description])
-            self._rows = [prepared.row._make(r) for r in cursor.fetchall()]
-
-    def first(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def all(self) -> list[Any]:
-        return self._rows
-
-
-class _Intake:
-    """One transaction on a pooled DBAPI connection, running prepared statements straight on
-    the driver's cursor (whose statement cache prepares each SQL once per connection):
-    SQLAlchemy's per-execution work (cache key, parameter processing, result objects) cost
-    more than SQLite's own. Errors come out as SQLAlchemy's, like every other store call."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.dialect = store.engine.dialect
-
-    def __enter__(self) -> _Intake:
-        self.connection = self.store.engine.raw_connection()
-        self.cursor = self.connection.cursor()
-        return self
-
-    def execute(self, statement: Any, values: Mapping[str, Any] | list[dict[str, Any]]) -> Any:
-        rows = values if isinstance(values, list) else [values]
-        keys = rows[0] if getattr(statement, "is_insert", False) else ()
-        prepared = self.store._prepared(statement, keys)
-        try:
-            if len(rows) == 1:
-                self.cursor.execute(prepared.sql, prepared.parameters(rows[0]))
-                return _Result(self.cursor, prepared)
-            self.cursor.executemany(prepared.sql, [prepared.parameters(r) for r in rows])
-            return _Result(self.cursor, prepared)
-        except self.dialect.loaded_dbapi.Error as exc:
-            self._raise(exc, prepared.sql, rows)
-            raise
-
-    def _raise(self, exc: BaseException, sql: str, rows: Any) -> None:
-        if self.dialect.is_disconnect(exc, self.connection.dbapi_connection, self.cursor):
-            self.connection.invalidate(exc)
-        raise DBAPIError.instance(
-            sql, rows, exc, self.dialect.loaded_dbapi.Error, hide_parameters=True,
-            dialect=self.dialect,
-        ) from exc  # fmt: skip
-
-    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> None:
-        try:
-            if exc_type is None:
-                try:
-                    self.connection.commit()
-                except self.dialect.loaded_dbapi.Error as error:
-                    self._raise(error, "COMMIT", None)
-            else:
-                with contextlib.suppress(Exception):
-                    self.connection.rollback()
-        finally:
-            with contextlib.suppress(Exception):
-                self.cursor.close()
-            self.connection.close()
 
 
 class _FileLock:
