@@ -108,7 +108,7 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(16))  # notification | reconcile | manual | ping
-    subscription_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(64))  # ix_jobs_subscription_created
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     round_trips: Mapped[int | None] = mapped_column(Integer)
     timings: Mapped[dict | None] = mapped_column(JSON)  # step -> milliseconds
