@@ -631,3 +631,48 @@ def test_a_publish_signal_receiver_sees_the_webhooks_messages(tmp_path, redis_ur
         before_task_publish.disconnect(listen)
         app.close()
     assert seen == ["['job-c']"]
+
+
+def test_notifications_arriving_together_are_committed_together_and_each_answered(hook):
+    """Eight EHR connections at once: the webhook records them in groups (one transaction and
+    one broker round trip each), yet every notification gets its own 200, each Encounter one
+    job, each job one message."""
+    import threading
+
+    state = hook.app.extensions["fhirgen"]
+    take_batch = state._take_batch
+    groups: list[int] = []
+
+    def slow_take_batch(batch: Any) -> Any:
+        groups.append(len(batch))
+        time.sleep(0.02)  # a slow disk: others queue up meanwhile
+        return take_batch(batch)
+
+    state._intake._process = slow_take_batch
+    encounters = [f"enc-{n}" for n in range(12)] * 2
+    answers: list[int] = []
+
+    def deliver(mine: list[str]) -> None:
+        client = hook.app.test_client()
+        for encounter in mine:
+            body = json.dumps({**ENCOUNTER, "id": encounter}).encode()
+            response = client.post(
+                "/fhir/notify/sub-1",
+                data=body,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                content_type=FHIR_JSON,
+            )
+            answers.append(response.status_code)
+
+    threads = [threading.Thread(target=deliver, args=(encounters[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [200] * 24
+    assert max(groups) > 1 and sum(groups) == 24
+    jobs = hook.store.jobs()
+    assert sorted(job.encounter_id for job in jobs) == sorted(set(encounters))
+    assert len(hook.store.events("sub-1")) == 24
+    queued = sorted(message["decoded"][0][0] for message in hook.queued("io"))
+    assert queued == sorted(job.id for job in jobs)  # one message per job
