@@ -266,10 +266,11 @@ def lost_jobs(services: Services, queued: int, *, now: datetime | None = None) -
     them are sent again. A job sent twice is read once: the second delivery finds it moved on.
     """
     now = now or utcnow()
-    waiting = services.store.waiting_since(now - timedelta(seconds=services.settings.requeue_after))
-    if len(waiting) <= queued:
+    cutoff = now - timedelta(seconds=services.settings.requeue_after)
+    # Counted first: with workers down for hours the backlog is large and usually not lost.
+    if services.store.count_waiting_since(cutoff) <= queued:
         return []
-    claimed = services.store.reclaim_enqueue(waiting, now)
+    claimed = services.store.reclaim_enqueue(services.store.waiting_since(cutoff), now)
     if claimed:
         log.warning(
             "%d job(s) waited over %.0f s with %d message(s) queued: sent again",

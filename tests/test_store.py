@@ -496,6 +496,8 @@ def test_a_lost_job_is_reclaimed_by_one_sweeper_only(store):
     (job,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/q")]).jobs
     seen = store.waiting_since(utcnow() + timedelta(seconds=1))
     assert [job_id for job_id, _ in seen] == [job]
+    assert store.count_waiting_since(utcnow() + timedelta(seconds=1)) == 1
+    assert store.count_waiting_since(utcnow() - timedelta(seconds=60)) == 0
     now = utcnow()
     assert store.reclaim_enqueue(seen, now) == [job]
     assert store.reclaim_enqueue(seen, now) == []

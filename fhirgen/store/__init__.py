@@ -290,6 +290,15 @@ class Store:
             ).all()
         return [(row.id, row.enqueued_at) for row in rows]
 
+    def count_waiting_since(self, enqueued_before: datetime) -> int:
+        """How many jobs ``waiting_since`` would return (counted in the database)."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.count()).where(
+                    Job.state == "received", Job.enqueued_at < enqueued_before
+                )
+            ).scalar_one()
+
     def reclaim_enqueue(
         self, jobs: Sequence[tuple[str, datetime | None]], now: datetime
     ) -> list[str]:
