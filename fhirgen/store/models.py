@@ -97,7 +97,14 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_state_created", "state", "created_at"),
-        Index("ix_jobs_encounter", "encounter_id", "created_at"),
+        # Pattern ops on PostgreSQL: the console's encounter search is a prefix LIKE, which an
+        # index in the database's collation cannot serve (equality, as at intake, can use both).
+        Index(
+            "ix_jobs_encounter",
+            "encounter_id",
+            "created_at",
+            postgresql_ops={"encounter_id": "varchar_pattern_ops"},
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
