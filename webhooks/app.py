@@ -22,7 +22,8 @@ from fhirgen.store import IntakeResult, Store, StoreError
 
 @dataclass
 class WebhookState:
-    """What views share: settings, store, vault, broker access, the subscription cache."""
+    """What views share: settings, store, vault, broker access, the subscription cache, and
+    the intake's group commit."""
 
     settings: Settings
     store: Store
@@ -31,6 +32,11 @@ class WebhookState:
     _redis: redis.Redis | None = None
     _celery: Any = None
 
+    def __post_init__(self) -> None:
+        self._intake: GroupCommit[tuple[str, Notification], IntakeResult] = GroupCommit(
+            self._take_batch
+        )
+
     def celery(self) -> Any:
         """A Celery app on this app's broker (not the environment's), made on first use."""
         if self._celery is None:
@@ -38,11 +44,6 @@ class WebhookState:
 
             self._celery = create_celery(self.settings)
         return self._celery
-
-    def __post_init__(self) -> None:
-        self._intake: GroupCommit[tuple[str, Notification], IntakeResult] = GroupCommit(
-            self._take_batch
-        )
 
     def take(self, subscription_id: str, notification: Notification) -> IntakeResult:
         """Record a notification and enqueue what it asks for; returns only once both are done.
