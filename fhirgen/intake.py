@@ -26,15 +26,9 @@ def accept_many(
 ) -> list[IntakeResult]:
     """Record (subscription id, notification) pairs in one transaction, each as ``accept``
     would in this order; one result per notification."""
-    results = store.record_notifications(
+    return store.record_notifications(
         [_received(subscription_id, n) for subscription_id, n in notifications]
     )
-    for subscription_id, notification in notifications:
-        if notification.kind == "handshake":
-            store.update_subscription(subscription_id, status="active", error=None)
-        elif notification.status == "error":
-            store.update_subscription(subscription_id, status="error", error="EHR reports an error")
-    return results
 
 
 def _received(subscription_id: str, notification: Notification) -> Received:
@@ -46,4 +40,11 @@ def _received(subscription_id: str, notification: Notification) -> Received:
         # The store drafts only an Encounter focus; an event without one (content "empty")
         # makes it ask for a reconciliation search. Other focus types are recorded as they came.
         events = [(event.number, event.focus) for event in notification.events]
-    return Received(subscription_id, kind, tuple(events), notification.events_since)
+    # A handshake makes the subscription active; the EHR reporting an error, errored. Both are
+    # recorded in the notifications' own transaction.
+    status = None
+    if kind == "handshake":
+        status = "active"
+    elif notification.status == "error":
+        status = "error"
+    return Received(subscription_id, kind, tuple(events), notification.events_since, status)

@@ -686,6 +686,10 @@ def _random_notifications(seed: int, count: int) -> list[Any]:
             found.append(Received(sub, kind, tuple(events), sent[sub]))
         if rng.random() < 0.1:
             found.append(Received(sub, "ping", ((None, None),)))
+        if rng.random() < 0.3:  # the EHR reports an error, or a handshake makes it active
+            status = rng.choice(["active", "error"])
+            kind = "handshake" if status == "active" else "heartbeat"
+            found.append(Received(sub, kind, (), None, status))
     return found
 
 
@@ -708,6 +712,8 @@ def _what_was_recorded(store: Store, results: list[Any]) -> Any:
                 Subscription.notifications,
                 Subscription.events_since,
                 Subscription.gaps_detected,
+                Subscription.status,
+                Subscription.error,
             ).order_by(Subscription.id)
         ).all()
         events = connection.execute(
@@ -777,3 +783,4 @@ def test_a_group_of_notifications_is_recorded_as_if_one_at_a_time(database_url, 
     assert any(outcome[2] for outcome in alone[0])  # the sample has gaps,
     assert any("already received" in note for o in alone[0] for note in o[4])  # duplicates,
     assert any(len(set(o[1])) < o[0] for o in alone[0] if o[1])  # and shared jobs
+    assert any(n.status == "error" for n in notifications)  # and status changes

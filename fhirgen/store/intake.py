@@ -46,6 +46,12 @@ _COUNT_EVENTS = (
         gaps_detected=_SUBSCRIPTIONS.c.gaps_detected + bindparam("gaps"),
     )
 )
+_SET_STATUS = (
+    update(_SUBSCRIPTIONS)
+    .where(_SUBSCRIPTIONS.c.id == bindparam("sid"))
+    .values(status=bindparam("status"), error=bindparam("error"))
+)
+_STATUS_ERRORS = {"active": None, "error": "EHR reports an error"}
 # By encounter only, state filtered here: with ``state = 'received'`` in the WHERE clause SQLite
 # picked the (state, created_at) index and scanned every waiting job, so intake slowed down as
 # the backlog grew (1.2 ms at 2,000 waiting jobs). An encounter has few jobs.
@@ -106,12 +112,14 @@ def time_ordered_id() -> str:
 
 class Received(NamedTuple):
     """One notification as the store records it: which subscription, what kind, its events
-    as (event number, focus ``Type/id``) pairs, and the count it reports, if any."""
+    as (event number, focus ``Type/id``) pairs, the count it reports, if any, and the status
+    it gives the subscription, if any (``active`` after a handshake, ``error``)."""
 
     subscription_id: str
     kind: str
     events: tuple[tuple[int | None, str | None], ...] = ()
     events_since: int | None = None
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -279,6 +287,13 @@ def _plan_subscription(
     if row is not None and (last_seen != first_seen or gaps):
         transaction.execute(
             _COUNT_EVENTS, {"sid": subscription_id, "highest": last_seen, "gaps": gaps}
+        )
+    statuses = [received.status for received in group if received.status]
+    if row is not None and statuses:  # the last one said is the one that holds
+        status = statuses[-1]
+        transaction.execute(
+            _SET_STATUS,
+            {"sid": subscription_id, "status": status, "error": _STATUS_ERRORS.get(status)},
         )
     return planned
 
