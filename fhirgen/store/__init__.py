@@ -327,13 +327,12 @@ class Store:
         regeneration: int = 0,
     ) -> tuple[str, bool]:
         """A job for an Encounter: (job id, whether the caller must enqueue it)."""
-        to_enqueue: list[str] = []
         now = utcnow()
         with self.engine.begin() as connection:
             if not regeneration:
                 jobs = Jobs(connection, now, source)
                 jobs.look_up([encounter_id])
-                job_id = jobs.job_for(encounter_id, subscription_id, to_enqueue)
+                job_id = jobs.job_for(encounter_id, subscription_id, [])
                 return job_id, job_id not in jobs.write()
             job_id = uuid.uuid4().hex
             row = new_job(job_id, encounter_id, source, subscription_id, now)

@@ -152,42 +152,33 @@ def record(
     groups: dict[str, list[int]] = {}
     for index, received in enumerate(notifications):
         groups.setdefault(received.subscription_id, []).append(index)
-    planned: list[_Planned | None] = [None] * len(notifications)
+    by_index: dict[int, _Planned] = {}
     for subscription_id in sorted(groups):
-        for index, plan in zip(
-            groups[subscription_id],
-            _plan_subscription(
-                transaction,
-                subscription_id,
-                [notifications[i] for i in groups[subscription_id]],
-                now,
-            ),
-            strict=True,
-        ):
-            planned[index] = plan
+        indexes = groups[subscription_id]
+        group = [notifications[i] for i in indexes]
+        plans = _plan_subscription(transaction, subscription_id, group, now)
+        by_index.update(zip(indexes, plans, strict=True))
+    planned = [by_index[index] for index in range(len(notifications))]
     # Jobs and events in arrival order, as one at a time would have them.
     jobs = Jobs(transaction, now, "notification")
     jobs.look_up(
-        focus.removeprefix("Encounter/")
+        row["focus"].removeprefix("Encounter/")
         for plan in planned
-        for _, focus, wants_job in plan.events  # type: ignore[union-attr]
-        if wants_job
+        for row, wanted in zip(plan.rows, plan.wants_job, strict=True)
+        if wanted
     )
-    events: list[dict[str, Any]] = []
     sends: list[list[str]] = []
     for received, plan in zip(notifications, planned, strict=True):
-        assert plan is not None
         to_enqueue: list[str] = []
-        for event, (_, focus, wants_job) in zip(plan.rows, plan.events, strict=True):
-            if wants_job:
-                event["job_id"] = jobs.job_for(
-                    focus.removeprefix("Encounter/"), received.subscription_id, to_enqueue
+        for row, wanted in zip(plan.rows, plan.wants_job, strict=True):
+            if wanted:
+                row["job_id"] = jobs.job_for(
+                    row["focus"].removeprefix("Encounter/"), received.subscription_id, to_enqueue
                 )
-            events.append(event)
         sends.append(to_enqueue)
     unsent = jobs.write()
-    transaction.execute(_ADD_EVENT, events)
-    results = [
+    transaction.execute(_ADD_EVENT, [row for plan in planned for row in plan.rows])
+    return [
         IntakeResult(
             len(plan.rows),
             tuple(dict.fromkeys(job for job in to_enqueue if job not in unsent)),
@@ -196,17 +187,15 @@ def record(
             plan.notes,
         )
         for plan, to_enqueue in zip(planned, sends, strict=True)
-        if plan is not None
     ]
-    return results
 
 
 class _Planned(NamedTuple):
     """One notification worked out, all but its jobs: its event rows (job ids to come), for
-    each (number, focus, whether it needs a job), the gap it shows, its notes."""
+    each whether it needs a job, the gap it shows, its notes."""
 
     rows: list[dict[str, Any]]
-    events: list[tuple[int | None, Any, bool]]
+    wants_job: list[bool]
     gap: tuple[int, int] | None
     reconcile: bool
     notes: tuple[str, ...]
@@ -248,7 +237,7 @@ def _plan_subscription(
             )
         }
         rows: list[dict[str, Any]] = []
-        plans: list[tuple[int | None, Any, bool]] = []
+        wants: list[bool] = []
         notes: list[str] = []
         for index, (number, focus) in enumerate(events or [(None, None)]):
             wants_job = False
@@ -273,7 +262,7 @@ def _plan_subscription(
                     "note": note,
                 }
             )
-            plans.append((number, focus, wants_job))
+            wants.append(wants_job)
         numbered.update(n for n, _ in events if n is not None)
         if row is not None:  # an unknown subscription keeps no count
             gaps += 1 if gap else 0
@@ -283,7 +272,7 @@ def _plan_subscription(
             or kind == "ping"
             or (kind == "event-notification" and any(focus is None for _, focus in events))
         )
-        planned.append(_Planned(rows, plans, gap, reconcile, tuple(notes)))
+        planned.append(_Planned(rows, wants, gap, reconcile, tuple(notes)))
     if row is not None and (last_seen != first_seen or gaps):
         transaction.execute(
             _COUNT_EVENTS, {"sid": subscription_id, "highest": last_seen, "gaps": gaps}
