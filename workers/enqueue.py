@@ -32,6 +32,7 @@ from celery.utils import uuid
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from fhirgen.broker import redis_url_of_broker
 from workers.app import celery_app
 
 STEP_TASKS = {
@@ -217,6 +218,4 @@ def _make_lean_publisher(app: Celery) -> _LeanPublisher | None:
         or not isinstance(app.backend, DisabledBackend)
     ):
         return None
-    if scheme == "redis+socket":
-        url = "unix://" + url.removeprefix("redis+socket://")
-    return _LeanPublisher(app, url)
+    return _LeanPublisher(app, redis_url_of_broker(url))
