@@ -79,8 +79,12 @@ def test_an_event_notification_drafts_the_stay_once(ehr, system, subscription):
     clinic_job = system.store.jobs(encounter_id=clinic["id"])[0]
     wait_until(lambda: system.store.job(clinic_job.id).state == "skipped", what="the clinic job")
     numbers = sorted(e.event_number for e in events)
-    assert numbers == list(range(1, len(numbers) + 1))
-    assert system.store.subscription(subscription.id).gaps_detected == 0
+    assert numbers == list(range(1, len(numbers) + 1))  # none missing
+    # sekmet delivers from a pool of four threads, so event 2 (or a heartbeat counting it) can
+    # arrive before event 1: that is a gap when seen, and a late arrival fills it. Every gap the
+    # webhook counted must have been filled so.
+    late = [e for e in system.store.events(subscription.id) if e.note and "arrived late" in e.note]
+    assert system.store.subscription(subscription.id).gaps_detected <= len(late)
 
 
 def test_silent_subscription_is_checked_with_status(system, subscription):
