@@ -676,3 +676,52 @@ def test_notifications_arriving_together_are_committed_together_and_each_answere
     assert len(hook.store.events("sub-1")) == 24
     queued = sorted(message["decoded"][0][0] for message in hook.queued("io"))
     assert queued == sorted(job.id for job in jobs)  # one message per job
+
+
+def test_a_broker_connection_redis_closed_is_replaced_without_a_503(hook):
+    """Redis dropping an idle client (``timeout``, a restart, a failover) must not cost the EHR
+    a retry: the next notification reconnects and is answered 200."""
+    from workers.enqueue import CLIENT_NAME
+
+    assert hook.post().status_code == 200
+    client = hook.redis()
+    try:
+        ours = [c for c in client.client_list() if c.get("name") == CLIENT_NAME]
+        assert ours, "the publisher names its connection"
+        for connection in ours:
+            client.client_kill_filter(_id=connection["id"])
+        retry = hook.post(body=json.dumps(dict(ENCOUNTER, id="enc-78")).encode())
+        assert retry.status_code == 200, retry.get_data(as_text=True)
+    finally:
+        client.close()
+    assert sorted(m["decoded"][0][0] for m in hook.queued("io")) == sorted(
+        j.id for j in hook.store.jobs()
+    )
+    assert len(hook.store.jobs()) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["0123456789abcdef0123456789abcdef"],
+        (),
+        {"subscription_id": None},
+        {"subscription_id": "sub-9:a/b.c_d"},
+        ["it's"],
+        ["naïve"],
+        [1, 2],
+        {1: "x"},
+        ["x" * 2000],
+    ],
+)
+def test_the_publishers_argsrepr_is_celerys(value):
+    """Task messages show their arguments as Celery's saferepr writes them (Flower, logs); the
+    webhook's shortcut must write the same text, or leave it to Celery."""
+    from celery.utils.saferepr import saferepr
+
+    from workers.enqueue import plain_repr
+
+    ours = plain_repr(value, 1024)
+    if ours is not None:
+        assert ours == saferepr(value, 1024)
+    assert (ours is None) == (value in (["it's"], ["naïve"], [1, 2], {1: "x"}, ["x" * 2000]))

@@ -3,34 +3,36 @@
 Inside a task, ``send_task`` as usual (it records the parent and root task ids, and retries
 as the worker's policy says). Outside one (the webhook, the console), messages go out on a
 lean path, measured in ``bench/ingest.py``: Celery builds each task message
-(``create_task_message``, exactly as ``send_task`` does), and it is wrapped the way kombu's
-Redis transport wraps it and pushed with one ``LPUSH`` per queue for all the messages of a
-call, on a redis-py client each process keeps. kombu's publish path cost about 150 µs of CPU
-per message, more than everything else the webhook does, and one round trip per message.
+(``create_task_message``, exactly as ``send_task`` does, given the argument text and origin it
+would work out itself), it is wrapped the way kombu's Redis transport wraps it, and all the
+messages of a call are pushed with one ``LPUSH`` per queue, in one round trip, on a Redis
+connection each process keeps. kombu's publish path cost about 150 µs of CPU per message and
+one round trip per message; redis-py's client another 90 µs per command.
 
 The lean path is used only where it produces what kombu would: a Redis broker, JSON, no
 compression, no result backend, no sent events or publish signals, no key prefix; otherwise
-``send_task``. A test compares the two messages field by
-field. No publish retries: a broker that is down fails within milliseconds, so the webhook
-answers 503 and the EHR retries (kombu's and redis-py's retries kept it waiting about 6 s).
+``send_task``. A test compares the two messages field by field. No publish retries beyond
+replacing a connection Redis closed: a broker that is down or stalled fails within
+milliseconds (or the 5 s socket timeout), so the webhook answers 503 and the EHR retries
+(kombu's and redis-py's retries kept it waiting about 6 s).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
+import re
 import threading
 import uuid as uuid_module
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 import redis
 from celery import Celery, signals
 from celery.backends.base import DisabledBackend
 from celery.utils import uuid
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from celery.utils.nodenames import anon_nodename
 
 from fhirgen.broker import redis_url_of_broker
 from workers.app import celery_app
@@ -42,6 +44,7 @@ STEP_TASKS = {
 }
 
 Task = tuple[str, list[Any] | None, dict[str, Any] | None]  # name, args, kwargs
+CLIENT_NAME = "fhirgen-publisher"  # how the lean publisher's connections show in CLIENT LIST
 
 
 def enqueue_step(step: str, job_id: str, app: Celery | None = None) -> None:
@@ -99,30 +102,19 @@ def send_many(tasks: Sequence[Task], app: Celery | None = None) -> None:
 
 
 class _LeanPublisher:
-    """Task messages as kombu's Redis transport stores them, pushed with redis-py."""
+    """Task messages as kombu's Redis transport stores them, pushed on one Redis connection
+    per process. redis-py's client spent ~90 µs of CPU per command on pooling, retries and
+    observability hooks around a ~20 µs round trip, so commands go straight to a
+    ``redis.Connection`` (which still does the connecting, AUTH, SELECT, TLS and parsing)."""
 
     def __init__(self, app: Celery, url: str) -> None:
         self.app = app
         self.url = url
         self.queues: dict[str, str] = {}  # task name -> queue (the Redis list)
-        self._client: redis.Redis | None = None
+        self._connection: redis.connection.AbstractConnection | None = None
         self._pid = 0
+        self._origin = ""  # Celery's ``origin`` header names the sending process
         self._lock = threading.Lock()
-
-    def client(self) -> redis.Redis:
-        if self._client is None or self._pid != os.getpid():  # a forked child connects anew
-            with self._lock:
-                if self._client is None or self._pid != os.getpid():
-                    # One immediate retry, to replace a pooled connection Redis closed; short
-                    # timeouts, so that a Redis that is down means a 503 at once.
-                    self._client = redis.Redis.from_url(
-                        self.url,
-                        socket_timeout=5,
-                        socket_connect_timeout=2,
-                        retry=Retry(NoBackoff(), 1),
-                    )
-                    self._pid = os.getpid()
-        return self._client
 
     def queue(self, name: str) -> str | None:
         """The Redis list a task's messages go to; None where its route is not a plain queue
@@ -142,7 +134,8 @@ class _LeanPublisher:
     def message(self, name: str, args: list[Any] | None, kwargs: dict[str, Any] | None) -> bytes:
         """One message, as ``send_task`` would have kombu store it."""
         task_id = uuid()
-        headers, properties, body, _ = self.app.amqp.create_task_message(
+        amqp = self.app.amqp
+        headers, properties, body, _ = amqp.create_task_message(
             task_id,
             name,
             args,
@@ -150,9 +143,13 @@ class _LeanPublisher:
             reply_to=self.app.thread_oid,
             create_sent_event=False,
             ignore_result=False,  # what send_task passes unless told otherwise
+            # Celery's saferepr of a few ids cost 35 µs; repr gives the same text for them.
+            argsrepr=plain_repr(args or (), amqp.argsrepr_maxsize),
+            kwargsrepr=plain_repr(kwargs or {}, amqp.kwargsrepr_maxsize),
+            origin=self._origin,
         )
         envelope = {
-            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "body": base64.b64encode(orjson.dumps(body)).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": headers,
@@ -165,25 +162,63 @@ class _LeanPublisher:
                 "delivery_tag": str(uuid_module.uuid4()),
             },
         }
-        return json.dumps(envelope).encode()
+        return orjson.dumps(envelope)
 
     def publish(self, tasks: Sequence[Task]) -> bool:
         """Push the tasks' messages; False (nothing sent) if one of them needs ``send_task``."""
         if any(self.queue(name) is None for name, _, _ in tasks):
             return False
-        by_queue: dict[str, list[bytes]] = {}
-        for name, args, kwargs in tasks:
-            by_queue.setdefault(self.queues[name], []).append(self.message(name, args, kwargs))
-        client = self.client()
-        if len(by_queue) == 1:
-            ((queue, messages),) = by_queue.items()
-            client.lpush(queue, *messages)
-            return True
-        with client.pipeline(transaction=False) as pipeline:
-            for queue, messages in by_queue.items():
-                pipeline.lpush(queue, *messages)
-            pipeline.execute()
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child connects anew
+                self._connection = None
+                self._origin = anon_nodename()
+                self._pid = os.getpid()
+            by_queue: dict[str, list[bytes]] = {}
+            try:
+                for name, args, kwargs in tasks:
+                    message = self.message(name, args, kwargs)
+                    by_queue.setdefault(self.queues[name], []).append(message)
+            except orjson.JSONEncodeError:
+                return False  # not plain JSON: kombu's encoder knows more types
+            self._push([("LPUSH", queue, *messages) for queue, messages in by_queue.items()])
         return True
+
+    def _push(self, commands: list[tuple[Any, ...]]) -> None:
+        """Run the commands in one round trip; a connection Redis closed is replaced once
+        (as redis-py's client would), any other failure raises at once."""
+        for attempt in (1, 2):
+            if self._connection is None:
+                pool = redis.ConnectionPool.from_url(
+                    self.url, socket_timeout=5, socket_connect_timeout=2, client_name=CLIENT_NAME
+                )
+                self._connection = pool.make_connection()
+            connection = self._connection
+            try:
+                connection.send_packed_command(connection.pack_commands(commands))
+                for _ in commands:
+                    connection.read_response()  # raises an error reply (OOM, WRONGTYPE …)
+            except BaseException as exc:
+                connection.disconnect()  # a reply may be left unread: start clean
+                self._connection = None
+                if attempt == 2 or not isinstance(exc, redis.ConnectionError | OSError):
+                    raise
+            else:
+                return
+
+
+def plain_repr(value: Any, limit: int) -> str | None:
+    """``repr`` of a list of plain strings or a dict of them (or None), which is what Celery's
+    ``saferepr`` gives for such values; None (Celery works it out) for anything else."""
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(value, dict) and not all(type(key) is str for key in value):
+        return None
+    if not all(item is None or (type(item) is str and _PLAIN.fullmatch(item)) for item in items):
+        return None
+    text = repr(value)
+    return text if len(text) <= limit else None
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:/-]*")
 
 
 def _lean_publisher(app: Celery) -> _LeanPublisher | None:
