@@ -784,3 +784,30 @@ def test_a_group_of_notifications_is_recorded_as_if_one_at_a_time(database_url, 
     assert any("already received" in note for o in alone[0] for note in o[4])  # duplicates,
     assert any(len(set(o[1])) < o[0] for o in alone[0] if o[1])  # and shared jobs
     assert any(n.status == "error" for n in notifications)  # and status changes
+
+
+def test_the_webhooks_wal_file_stays_small_under_sustained_intake(tmp_path):
+    """Under a steady stream of notifications SQLite's WAL never restarts by itself; the
+    webhook's checkpointer must restart it, or the file grows by tens of MiB a second."""
+    from fhirgen.store import Received
+
+    store = Store(f"sqlite:///{tmp_path}/fhirgen.db", background_checkpoints=True)
+    store.migrate()
+    store._checkpoints.interval = 0.05
+    store._checkpoints.restart_bytes = 2**20
+    store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
+    wal = tmp_path / "fhirgen.db-wal"
+    largest = count = 0
+    deadline = time.monotonic() + 3
+    try:
+        while time.monotonic() < deadline:
+            for _ in range(20):
+                count += 1
+                store.record_notifications(
+                    [Received(SUB, "rest-hook", ((None, f"Encounter/e{count}"),))]
+                )
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        store.dispose()
+    assert count > 1000  # enough writes that a WAL never restarted would pass 45 MiB
+    assert largest < 32 * 2**20, f"WAL reached {largest >> 20} MiB after {count} notifications"
