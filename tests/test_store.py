@@ -811,3 +811,31 @@ def test_the_webhooks_wal_file_stays_small_under_sustained_intake(tmp_path):
         store.dispose()
     assert count > 1000  # enough writes that a WAL never restarted would pass 45 MiB
     assert largest < 32 * 2**20, f"WAL reached {largest >> 20} MiB after {count} notifications"
+
+
+def test_a_failed_intake_leaves_nothing_behind_and_the_next_one_records(tmp_path):
+    """SQLite's intake keeps its connection between groups: a group that fails half way must
+    be rolled back, not committed with the next group."""
+    from fhirgen.store import Received, StoreError
+
+    store = Store(f"sqlite:///{tmp_path}/fhirgen.db", background_checkpoints=True)
+    store.migrate()
+    store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON notification_events"
+            " WHEN NEW.focus = 'Encounter/poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+        )
+
+    def received(encounter: str) -> Received:
+        return Received(SUB, "rest-hook", ((None, f"Encounter/{encounter}"),))
+
+    try:
+        with pytest.raises(StoreError):
+            store.record_notifications([received("before-poison"), received("poison")])
+        (result,) = store.record_notifications([received("after")])
+        assert len(result.jobs) == 1
+        assert [job.encounter_id for job in store.jobs()] == ["after"]
+        assert store.subscription(SUB).notifications == 1
+    finally:
+        store.dispose()

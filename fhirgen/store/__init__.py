@@ -105,6 +105,8 @@ class Store:
         self.url = url
         self._checkpoints: _Checkpoints | None = None
         self._intake_lock: _FileLock | None = None
+        self._intake_connection: Any = None  # SQLite: kept for intake, used under its lock
+        self._intake_pid = 0
         self._statements: dict[tuple[int, tuple[str, ...]], Prepared] = {}
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if url.startswith("sqlite"):
@@ -171,6 +173,9 @@ class Store:
     def dispose(self) -> None:
         if self._checkpoints is not None:
             self._checkpoints.stop()
+        if self._intake_lock is not None:
+            with self._intake_lock:
+                self._drop_kept_connection()
         self.engine.dispose()
 
     # -- subscriptions ----------------------------------------------------------------------
@@ -243,8 +248,13 @@ class Store:
         now = now or utcnow()
         if self._checkpoints is not None:
             self._checkpoints.ensure_running()  # in this process (gunicorn forks after import)
-        with self._intake(), Transaction(self) as transaction:
-            return record(transaction, notifications, now)
+        with self._intake():
+            try:
+                with Transaction(self, self._kept_connection()) as transaction:
+                    return record(transaction, notifications, now)
+            except BaseException:
+                self._drop_kept_connection()  # whatever broke, the next group starts afresh
+                raise
 
     def _prepared(self, statement: Any, keys: Iterable[str]) -> Prepared:
         key = (id(statement), tuple(keys))
@@ -252,6 +262,27 @@ class Store:
         if prepared is None:
             prepared = self._statements[key] = Prepared(statement, key[1], self.engine.dialect)
         return prepared
+
+    def _kept_connection(self) -> Any:
+        """SQLite: the process's intake connection (held under the intake lock, so one thread
+        at a time), which spares each group a pool checkout and checkin (~10 % of its CPU).
+        None for PostgreSQL, whose intake transactions run side by side on pooled ones."""
+        if self._intake_lock is None:
+            return None
+        if self._intake_pid != os.getpid():
+            # Made in another process (before a fork): never touched here, not even closed.
+            _INHERITED.append(self._intake_connection)
+            self._intake_connection = None
+            self._intake_pid = os.getpid()
+        if self._intake_connection is None:
+            self._intake_connection = self.engine.raw_connection()
+        return self._intake_connection
+
+    def _drop_kept_connection(self) -> None:
+        connection, self._intake_connection = self._intake_connection, None
+        if connection is not None and self._intake_pid == os.getpid():
+            with contextlib.suppress(Exception):
+                connection.close()
 
     def _intake(self) -> contextlib.AbstractContextManager[Any]:
         """SQLite: intake transactions queue on a file lock, which hands over the moment it is
@@ -578,6 +609,9 @@ def _no_commit_checkpoints(dbapi_connection: Any, _record: Any) -> None:
     # restarts; _Checkpoints restarts it at half this size, so that is rare.
     cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
+
+
+_INHERITED: list[Any] = []  # connections a forked child must leave alone
 
 
 class _FileLock:

@@ -421,17 +421,21 @@ class _Result:
 
 
 class Transaction:
-    """One transaction on a pooled DBAPI connection, running prepared statements straight on
-    the driver's cursor (whose statement cache prepares each SQL once per connection):
+    """One transaction on a DBAPI connection, running prepared statements straight on the
+    driver's cursor (whose statement cache prepares each SQL once per connection):
     SQLAlchemy's per-execution work (cache key, parameter processing, result objects) cost
-    more than SQLite's own. Errors come out as SQLAlchemy's, like every other store call."""
+    more than SQLite's own. Errors come out as SQLAlchemy's, like every other store call.
 
-    def __init__(self, store: Any) -> None:
+    ``connection``: one the caller keeps between transactions (committed or rolled back
+    here, not closed); without it, one from the pool, returned at the end."""
+
+    def __init__(self, store: Any, connection: Any = None) -> None:
         self.store = store
         self.dialect = store.engine.dialect
+        self.kept = connection
 
     def __enter__(self) -> Transaction:
-        self.connection = self.store.engine.raw_connection()
+        self.connection = self.kept or self.store.engine.raw_connection()
         self.cursor = self.connection.cursor()
         return self
 
@@ -463,6 +467,8 @@ class Transaction:
                 try:
                     self.connection.commit()
                 except self.dialect.loaded_dbapi.Error as error:
+                    with contextlib.suppress(Exception):
+                        self.connection.rollback()
                     self._raise(error, "COMMIT", None)
             else:
                 with contextlib.suppress(Exception):
@@ -470,4 +476,5 @@ class Transaction:
         finally:
             with contextlib.suppress(Exception):
                 self.cursor.close()
-            self.connection.close()
+            if self.kept is None:
+                self.connection.close()
