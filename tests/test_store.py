@@ -839,3 +839,37 @@ def test_a_failed_intake_leaves_nothing_behind_and_the_next_one_records(tmp_path
         assert store.subscription(SUB).notifications == 1
     finally:
         store.dispose()
+
+
+def test_partial_indexes_still_serve_the_queries_that_need_them(tmp_path):
+    """Indexes the intake no longer writes for a new job or a rest-hook event (migration 0007)
+    must still be the ones SQLite picks for the lookups and console filters they exist for."""
+    from fhirgen.console_queries import JobFilter
+    from fhirgen.store.intake import _SEEN_EVENTS
+    from fhirgen.store.models import Job, NotificationEvent
+
+    store = Store(f"sqlite:///{tmp_path}/fhirgen.db")
+    store.migrate()
+    jobs, events = Job.__table__, NotificationEvent.__table__
+    since = utcnow() - timedelta(hours=24)
+    try:
+        with store.engine.connect() as connection:
+            queries = {
+                "ix_events_subscription_number": _SEEN_EVENTS.params(sid=SUB, number=3),
+                "ix_events_job": sa.select(events).where(events.c.job_id == "j1"),
+                "ix_jobs_backend_created": sa.select(jobs.c.id)
+                .where(*JobFilter(backend="template").conditions(connection))
+                .order_by(jobs.c.created_at.desc()),
+                "ix_jobs_finished": sa.select(jobs.c.id).where(jobs.c.finished_at >= since),
+            }
+            for index, query in queries.items():
+                compiled = query.compile(
+                    dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+                )
+                plan = connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {compiled.string}",
+                    tuple(compiled.construct_params()[name] for name in compiled.positiontup),
+                ).all()
+                assert any(index in row[-1] for row in plan), (index, plan)
+    finally:
+        store.dispose()

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fhirgen.store.models import AuditEntry, Base, Job, UTCDateTime
+from fhirgen.store.models import AuditEntry, Base, Job, UTCDateTime, not_null
 
 ROLES = ("admin", "viewer")
 
@@ -51,11 +51,15 @@ class WorkerHeartbeat(Base):
 JOBS_BY_SUBSCRIPTION = Index(
     "ix_jobs_subscription_created", Job.__table__.c.subscription_id, Job.__table__.c.created_at
 )
+# Partial where a new job has no value yet: the webhook's intake writes no entry in them.
 JOBS_BY_BACKEND = Index(
-    "ix_jobs_backend_created", Job.__table__.c.backend, Job.__table__.c.created_at
+    "ix_jobs_backend_created",
+    Job.__table__.c.backend,
+    Job.__table__.c.created_at,
+    **not_null("backend"),
 )
 # Throughput and latency read the jobs finished in the last 24 hours.
-JOBS_BY_FINISHED = Index("ix_jobs_finished", Job.__table__.c.finished_at)
+JOBS_BY_FINISHED = Index("ix_jobs_finished", Job.__table__.c.finished_at, **not_null("finished_at"))
 AUDIT_BY_ACTOR = Index("ix_audit_actor_at", AuditEntry.__table__.c.actor, AuditEntry.__table__.c.at)
 AUDIT_BY_ACTION = Index(
     "ix_audit_action_at", AuditEntry.__table__.c.action, AuditEntry.__table__.c.at

@@ -20,12 +20,21 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+def not_null(column: str) -> dict[str, Any]:
+    """Keyword arguments that make an index partial: only rows where ``column`` has a value.
+    A query that compares the column (``=``, ``>=``) can still use it, in SQLite and
+    PostgreSQL alike."""
+    condition = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": condition, "postgresql_where": condition}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -77,13 +86,21 @@ class NotificationEvent(Base):
     __tablename__ = "notification_events"
     __table_args__ = (
         Index("ix_events_subscription_received", "subscription_id", "received_at"),
-        # A late event number is told from a duplicate by looking it up.
-        Index("ix_events_subscription_number", "subscription_id", "event_number"),
+        # A late event number is told from a duplicate by looking it up. Partial (as is the
+        # next): a rest-hook event has no number, a heartbeat no job.
+        Index(
+            "ix_events_subscription_number",
+            "subscription_id",
+            "event_number",
+            **not_null("event_number"),
+        ),
+        # The console's job page lists the job's events.
+        Index("ix_events_job", "job_id", **not_null("job_id")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     kind: Mapped[str] = mapped_column(String(24))
     event_number: Mapped[int | None] = mapped_column(Integer)
     focus: Mapped[str | None] = mapped_column(String(160))
