@@ -115,3 +115,59 @@ def test_batches_hold_at_most_max_batch_items():
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(Recorder(), max_batch=0)
+
+
+def test_submissions_made_while_the_leader_waits_at_the_gate_join_its_batch():
+    """The webhook's gate is the store's intake lock, held by another process while it
+    commits: what arrives meanwhile must go in this batch, not wait for the next one."""
+    recorder = Recorder()
+    gate = threading.Lock()
+    group = GroupCommit(recorder, gate=lambda: gate)
+    gate.acquire()  # another process is committing
+    results, threads = _submit_all(group, [1])
+    _wait_queued(group, 1)
+    more, more_threads = _submit_all(group, [2, 3])
+    _wait_queued(group, 3)
+    gate.release()
+    for thread in threads + more_threads:
+        thread.join(10)
+    assert [sorted(batch) for batch in recorder.batches] == [[1, 2, 3]]
+    assert results | more == {1: 10, 2: 20, 3: 30}
+
+
+def test_finish_runs_after_the_gate_is_released_and_its_error_reaches_every_caller():
+    recorder = Recorder()
+    gate = threading.Lock()
+    finished: list[tuple[list[int], list[int], bool]] = []
+
+    def finish(items: Sequence[int], results: Sequence[int]) -> None:
+        finished.append((list(items), list(results), gate.locked()))
+        if 99 in items:
+            raise ValueError("broker down")
+
+    group = GroupCommit(recorder, gate=lambda: gate, finish=finish)
+    assert group.submit(4) == 40
+    assert finished == [([4], [40], False)]
+    with pytest.raises(ValueError, match="broker down"):
+        group.submit(99)
+    assert group.submit(5) == 50  # the next batch runs normally
+
+
+def test_a_gate_that_cannot_be_taken_fails_the_batch_and_the_next_one_runs():
+    recorder = Recorder()
+    broken = [True]
+
+    class Gate:
+        def __enter__(self) -> None:
+            if broken[0]:
+                raise OSError("no lock")
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    group = GroupCommit(recorder, gate=Gate)
+    with pytest.raises(OSError, match="no lock"):
+        group.submit(1)
+    assert recorder.batches == []  # nothing was processed outside the gate
+    broken[0] = False
+    assert group.submit(2) == 20

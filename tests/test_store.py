@@ -873,3 +873,30 @@ def test_partial_indexes_still_serve_the_queries_that_need_them(tmp_path):
                 assert any(index in row[-1] for row in plan), (index, plan)
     finally:
         store.dispose()
+
+
+def test_the_intake_lock_is_reentrant_for_its_holder_and_excludes_everyone_else(tmp_path):
+    """The webhook holds the intake lock while it collects a group, and the store takes it
+    again to record it: that must not deadlock, and nobody else records in between."""
+    from fhirgen.store import Received
+
+    store = Store(f"sqlite:///{tmp_path}/fhirgen.db")
+    store.migrate()
+    store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
+    other_done = threading.Event()
+
+    def other() -> None:
+        store.record_notifications([Received(SUB, "rest-hook", ((None, "Encounter/other"),))])
+        other_done.set()
+
+    try:
+        with store.intake_lock():
+            thread = threading.Thread(target=other)
+            thread.start()
+            store.record_notifications([Received(SUB, "rest-hook", ((None, "Encounter/mine"),))])
+            assert not other_done.wait(0.3)  # still waiting for the lock
+        thread.join(10)
+        assert other_done.is_set()
+        assert sorted(job.encounter_id for job in store.jobs()) == ["mine", "other"]
+    finally:
+        store.dispose()

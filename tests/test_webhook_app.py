@@ -640,15 +640,15 @@ def test_notifications_arriving_together_are_committed_together_and_each_answere
     import threading
 
     state = hook.app.extensions["fhirgen"]
-    take_batch = state._take_batch
+    record = state._intake._process
     groups: list[int] = []
 
-    def slow_take_batch(batch: Any) -> Any:
+    def slow_record(batch: Any) -> Any:
         groups.append(len(batch))
         time.sleep(0.02)  # a slow disk: others queue up meanwhile
-        return take_batch(batch)
+        return record(batch)
 
-    state._intake._process = slow_take_batch
+    state._intake._process = slow_record
     encounters = [f"enc-{n}" for n in range(12)] * 2
     answers: list[int] = []
 

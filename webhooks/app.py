@@ -34,7 +34,7 @@ class WebhookState:
 
     def __post_init__(self) -> None:
         self._intake: GroupCommit[tuple[str, Notification], IntakeResult] = GroupCommit(
-            self._take_batch
+            self._record, gate=self.store.intake_lock, finish=self._enqueue
         )
 
     def celery(self) -> Any:
@@ -48,16 +48,21 @@ class WebhookState:
     def take(self, subscription_id: str, notification: Notification) -> IntakeResult:
         """Record a notification and enqueue what it asks for; returns only once both are done.
 
-        Notifications that arrive while another thread is committing wait, then go together:
-        one transaction and one broker round trip for all of them (``GroupCommit``). Raises
-        ``StoreError`` if the store, or the broker's error if the broker, is unavailable.
+        Notifications that arrive while another thread is committing, or while another
+        process holds the store's intake lock, wait, then go together: one transaction and one
+        broker round trip for all of them (``GroupCommit``). Raises ``StoreError`` if the
+        store, or the broker's error if the broker, is unavailable.
         """
         return self._intake.submit((subscription_id, notification))
 
-    def _take_batch(self, batch: Sequence[tuple[str, Notification]]) -> list[IntakeResult]:
+    def _record(self, batch: Sequence[tuple[str, Notification]]) -> list[IntakeResult]:
+        return accept_many(self.store, batch)
+
+    def _enqueue(
+        self, batch: Sequence[tuple[str, Notification]], results: Sequence[IntakeResult]
+    ) -> None:
         from workers.enqueue import reconcile_task, send_many, start_tasks
 
-        results = accept_many(self.store, batch)
         tasks = []
         for (subscription_id, _), result in zip(batch, results, strict=True):
             tasks.extend(start_tasks(result.jobs))
@@ -71,7 +76,6 @@ class WebhookState:
             with contextlib.suppress(StoreError):
                 self.store.unclaim_enqueue([job for result in results for job in result.jobs])
             raise
-        return results
 
     def enqueue_jobs(self, job_ids: Any) -> None:
         from workers.enqueue import enqueue_jobs

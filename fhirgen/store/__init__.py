@@ -248,7 +248,7 @@ class Store:
         now = now or utcnow()
         if self._checkpoints is not None:
             self._checkpoints.ensure_running()  # in this process (gunicorn forks after import)
-        with self._intake():
+        with self.intake_lock():
             try:
                 with Transaction(self, self._kept_connection()) as transaction:
                     return record(transaction, notifications, now)
@@ -284,11 +284,14 @@ class Store:
             with contextlib.suppress(Exception):
                 connection.close()
 
-    def _intake(self) -> contextlib.AbstractContextManager[Any]:
-        """SQLite: intake transactions queue on a file lock, which hands over the moment it is
-        released; SQLite's own busy handler polls with sleeps of 1, 2, 5, 10 ms and more, and
-        with several gunicorn workers writing at once those sleeps were the latency.
-        PostgreSQL queues writers on the subscription's row lock already."""
+    def intake_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """The lock intake transactions take (reentrant in a thread).
+
+        SQLite: a file lock that hands over the moment it is released; SQLite's own busy
+        handler polls with sleeps of 1, 2, 5, 10 ms and more, and with several gunicorn workers
+        writing at once those sleeps were the latency. The webhook takes it before collecting
+        a group, so that notifications arriving while another process commits join the group.
+        PostgreSQL: none (it queues writers on the subscription's row lock already)."""
         return self._intake_lock or contextlib.nullcontext()
 
     def unclaim_enqueue(self, job_ids: Sequence[str]) -> None:
@@ -615,16 +618,22 @@ _INHERITED: list[Any] = []  # connections a forked child must leave alone
 
 
 class _FileLock:
-    """An exclusive lock shared by this machine's processes (flock) and a process's threads."""
+    """An exclusive lock shared by this machine's processes (flock) and a process's threads.
+    Reentrant within a thread: the webhook holds it around a whole group (``intake_lock``)
+    while the store takes it again to record the group."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._threads = threading.Lock()
+        self._threads = threading.RLock()
+        self._depth = 0  # how many times the owning thread holds it
         self._fd = -1
         self._pid: int | None = None
 
     def __enter__(self) -> None:
         self._threads.acquire()
+        if self._depth:
+            self._depth += 1
+            return
         try:
             if self._pid != os.getpid():  # a forked child opens its own (flock is per open file)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -634,10 +643,13 @@ class _FileLock:
         except BaseException:
             self._threads.release()
             raise
+        self._depth = 1
 
     def __exit__(self, *_exc: object) -> None:
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._depth -= 1
+            if not self._depth:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
 
