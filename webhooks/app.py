@@ -110,9 +110,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     app = Flask("fhirgen")
     app.config["MAX_CONTENT_LENGTH"] = None  # the notify view enforces its own limit (413)
     app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
-    app.register_blueprint(notify.blueprint)
     app.register_blueprint(health.blueprint)
     init_console(app, app.extensions["fhirgen"])
+    app.wsgi_app = notify.NotifyEndpoint(app.extensions["fhirgen"], app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _start_timer() -> None:

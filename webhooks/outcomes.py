@@ -10,11 +10,16 @@ FHIR_JSON = "application/fhir+json"
 
 def outcome(status: int, code: str, diagnostics: str, severity: str = "error") -> Response:
     """A one-issue OperationOutcome with ``status``."""
+    return Response(outcome_body(code, diagnostics, severity), status=status, mimetype=FHIR_JSON)
+
+
+def outcome_body(code: str, diagnostics: str, severity: str = "error") -> bytes:
+    """A one-issue OperationOutcome, as JSON."""
     body = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
     }
-    return Response(orjson.dumps(body), status=status, mimetype=FHIR_JSON)
+    return orjson.dumps(body)
 
 
 ACCEPTED = orjson.dumps(
