@@ -725,3 +725,27 @@ def test_the_publishers_argsrepr_is_celerys(value):
     if ours is not None:
         assert ours == saferepr(value, 1024)
     assert (ours is None) == (value in (["it's"], ["naïve"], [1, 2], {1: "x"}, ["x" * 2000]))
+
+
+def test_other_methods_on_the_endpoint_get_a_405_operation_outcome(hook):
+    response = hook.client.get("/fhir/notify/sub-1", headers={"Authorization": f"Bearer {TOKEN}"})
+    issue = _assert_outcome(response, 405)
+    assert issue["code"] == "not-supported"
+    assert hook.store.jobs() == []
+    assert hook.client.get("/fhir/notify/sub-1").status_code == 401  # the secret comes first
+
+
+def test_an_unexpected_failure_is_a_500_operation_outcome_without_the_body_in_the_logs(
+    hook, monkeypatch, caplog
+):
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError(f"cannot record {PATIENT_NAME[1]}")
+
+    monkeypatch.setattr(hook.state, "take", broken)
+    with caplog.at_level("DEBUG"):
+        response = hook.post()
+    issue = _assert_outcome(response, 500)
+    assert issue["code"] == "exception"
+    assert PATIENT_NAME[1] not in caplog.text
+    assert "sub-1" in caplog.text
+    assert hook.post(body=b"{").status_code == 400  # and the endpoint still answers

@@ -8,7 +8,8 @@ not recorded and enqueued.
 Served in front of Flask (``NotifyEndpoint`` wraps the app's WSGI callable), on the WSGI environ:
 this machine-to-machine endpoint uses none of Flask's request context, routing, session or the
 console's extension hooks (CSRF, login cookie), which cost ~230 µs of CPU per notification, as
-much as recording it (bench/ingest.py). Other paths and methods go on to Flask.
+much as recording it (bench/ingest.py). Other paths go on to Flask; other methods on this one
+get a 405 OperationOutcome once the subscription and its secret check out.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
 
 log = logging.getLogger(__name__)
 _ROUTE = re.compile(r"/fhir/notify/([^/]+)(?:/([^/]+)/([^/]+))?")
-_METHODS = frozenset({"POST", "PUT", "DELETE"})
 _CACHE_SECONDS = 5.0
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -57,9 +57,9 @@ class NotifyEndpoint:
         # The server decodes the path as latin-1 (PEP 3333); URLs are UTF-8, as Flask reads them.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         route = _ROUTE.fullmatch(path)
+        if route is None:
+            return self.app(environ, start_response)  # Flask: the console, health, metrics
         method = environ.get("REQUEST_METHOD", "")
-        if route is None or method not in _METHODS:
-            return self.app(environ, start_response)  # Flask: 404, 405, the console …
         started = time.perf_counter()
         try:
             answer = notify(self.state, environ, method, *route.groups())
