@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     """Build the Flask app; ``migrate`` brings the store's schema up to date first."""
     from webhooks import health, notify
     from webhooks.console import init_console
-    from webhooks.metrics import REQUEST_SECONDS
+    from webhooks.metrics import request_seconds
 
     settings = settings or load_settings()
     # The webhook commits in the request: SQLite's WAL checkpoints run beside it, not in it.
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     def _headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         if request.endpoint:
-            REQUEST_SECONDS.labels(endpoint=request.endpoint).observe(
+            request_seconds(request.endpoint).observe(
                 time.perf_counter() - g.get("started", time.perf_counter())
             )
         return response

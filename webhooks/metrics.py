@@ -3,6 +3,9 @@ worker process's counts add up in ``/metrics``. No labels carry identifiers or P
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 NOTIFICATIONS = Counter(
@@ -14,3 +17,16 @@ REQUEST_SECONDS = Histogram(
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+
+@cache
+def notified(kind: str, status: str) -> Any:
+    """The counter of notifications of ``kind`` answered ``status`` (``labels`` looks the child
+    up under a lock on every call; the webhook counts every notification)."""
+    return NOTIFICATIONS.labels(kind=kind, status=status)
+
+
+@cache
+def request_seconds(endpoint: str) -> Any:
+    """The request-time histogram of one endpoint."""
+    return REQUEST_SECONDS.labels(endpoint=endpoint)

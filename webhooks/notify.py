@@ -29,7 +29,7 @@ from werkzeug.wsgi import get_input_stream
 from fhirgen.fhir.notifications import NotificationError, parse_notification
 from fhirgen.store import StoreError
 from fhirgen.subscriptions import verify
-from webhooks.metrics import NOTIFICATIONS, REQUEST_SECONDS
+from webhooks.metrics import notified, request_seconds
 from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class NotifyEndpoint:
             answer = notify(self.state, environ, method, *route.groups())
         except Exception:  # noqa: BLE001  # answered 500; no traceback (it could quote the body)
             log.error("subscription %s: internal error answering a notification", route[1][:64])
-            NOTIFICATIONS.labels(kind="error", status="500").inc()
+            notified("error", "500").inc()
             answer = Answer(500, outcome_body("exception", "internal error"))
         headers = [
             ("Content-Type", FHIR_JSON),
@@ -75,7 +75,7 @@ class NotifyEndpoint:
         if answer.retry_after is not None:
             headers.append(("Retry-After", str(answer.retry_after)))
         start_response(_STATUS_LINES[answer.status], headers)
-        REQUEST_SECONDS.labels(endpoint="notify.notify").observe(time.perf_counter() - started)
+        request_seconds("notify.notify").observe(time.perf_counter() - started)
         return [answer.body]
 
 
@@ -122,7 +122,7 @@ def notify(
         return _unavailable("store", subscription_id)
     except (BrokerError, RedisError, OSError):
         return _unavailable("broker", subscription_id)
-    NOTIFICATIONS.labels(kind=notification.kind, status="200").inc()
+    notified(notification.kind, "200").inc()
     log.info(
         "subscription %s: %s, %d event(s), %d job(s)%s",
         subscription_id,
@@ -155,12 +155,12 @@ def _subscription(state: Any, subscription_id: str) -> Any:
 
 
 def _refuse(status: int, code: str, why: str, subscription_id: str) -> Answer:
-    NOTIFICATIONS.labels(kind="refused", status=str(status)).inc()
+    notified("refused", str(status)).inc()
     log.info("subscription %s: refused %d (%s)", subscription_id[:64], status, why)
     return Answer(status, outcome_body(code, why))
 
 
 def _unavailable(what: str, subscription_id: str) -> Answer:
-    NOTIFICATIONS.labels(kind="unavailable", status="503").inc()
+    notified("unavailable", "503").inc()
     log.warning("subscription %s: %s unavailable, answered 503", subscription_id[:64], what)
     return Answer(503, outcome_body("transient", f"{what} unavailable; retry later"), 5)

@@ -194,7 +194,7 @@ class _LeanPublisher:
                 self._connection = pool.make_connection()
             connection = self._connection
             try:
-                connection.send_packed_command(connection.pack_commands(commands))
+                connection.send_packed_command([_packed(commands)])
                 for _ in commands:
                     connection.read_response()  # raises an error reply (OOM, WRONGTYPE …)
             except BaseException as exc:
@@ -204,6 +204,18 @@ class _LeanPublisher:
                     raise
             else:
                 return
+
+
+def _packed(commands: list[tuple[Any, ...]]) -> bytes:
+    """Commands of str and bytes arguments in Redis's protocol (RESP): redis-py's packer
+    spent ~20 µs on a message of 1 KB, most of it checking for types the webhook never sends."""
+    parts = []
+    for command in commands:
+        parts.append(b"*%d\r\n" % len(command))
+        for argument in command:
+            data = argument if type(argument) is bytes else argument.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def plain_repr(value: Any, limit: int) -> str | None:
