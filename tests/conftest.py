@@ -45,6 +45,15 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Cl
     return run
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_redis_left_running() -> Iterator[None]:
+    """Embedded Redis servers started by the tests stop with the session."""
+    yield
+    from tests.live import stop_embedded_redis
+
+    stop_embedded_redis()
+
+
 @pytest.fixture(scope="session")
 def synthea() -> Path:
     """The Synthea records beside the project; tests using them skip where they are absent."""

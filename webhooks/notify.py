@@ -41,6 +41,8 @@ StartResponse = Callable[..., Any]
 
 
 class Answer(NamedTuple):
+    """What the EHR gets: a status, a FHIR JSON body, and when to retry (503)."""
+
     status: int
     body: bytes
     retry_after: int | None = None
@@ -55,7 +57,7 @@ class NotifyEndpoint:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # The server decodes the path as latin-1 (PEP 3333); URLs are UTF-8, as Flask reads them.
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        path = environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
         route = _ROUTE.fullmatch(path)
         if route is None:
             return self.app(environ, start_response)  # Flask: the console, health, metrics

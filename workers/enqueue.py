@@ -207,8 +207,8 @@ class _LeanPublisher:
 
 
 def _packed(commands: list[tuple[Any, ...]]) -> bytes:
-    """Commands of str and bytes arguments in Redis's protocol (RESP): redis-py's packer
-    spent ~20 µs on a message of 1 KB, most of it checking for types the webhook never sends."""
+    """Commands of str and bytes arguments in Redis's protocol (RESP), as redis-py's packer
+    writes them (a test compares the two) without its per-argument type dispatch (~5 µs)."""
     parts = []
     for command in commands:
         parts.append(b"*%d\r\n" % len(command))
