@@ -456,7 +456,7 @@ class Transaction:
         self.kept = connection
 
     def __enter__(self) -> Transaction:
-        self.connection = self.kept or self.store.engine.raw_connection()
+        self.connection = self.kept if self.kept is not None else self.store.engine.raw_connection()
         self.cursor = self.connection.cursor()
         return self
 
