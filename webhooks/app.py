@@ -108,7 +108,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     if migrate:
         store.migrate()
     app = Flask("fhirgen")
-    app.config["MAX_CONTENT_LENGTH"] = None  # the notify view enforces its own limit (413)
     app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
     app.register_blueprint(health.blueprint)
     init_console(app, app.extensions["fhirgen"])

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import orjson
-from flask import Response
 
 FHIR_JSON = "application/fhir+json"
-
-
-def outcome(status: int, code: str, diagnostics: str, severity: str = "error") -> Response:
-    """A one-issue OperationOutcome with ``status``."""
-    return Response(outcome_body(code, diagnostics, severity), status=status, mimetype=FHIR_JSON)
 
 
 def outcome_body(code: str, diagnostics: str, severity: str = "error") -> bytes:

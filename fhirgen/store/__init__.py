@@ -270,9 +270,10 @@ class Store:
         if self._intake_lock is None:
             return None
         if self._intake_pid != os.getpid():
-            # Made in another process (before a fork): never touched here, not even closed.
-            _INHERITED.append(self._intake_connection)
-            self._intake_connection = None
+            if self._intake_connection is not None:
+                # Made in another process (before a fork): never touched here, not even closed.
+                _INHERITED.append(self._intake_connection)
+                self._intake_connection = None
             self._intake_pid = os.getpid()
         if self._intake_connection is None:
             self._intake_connection = self.engine.raw_connection()
