@@ -793,7 +793,7 @@ def test_the_webhooks_wal_file_stays_small_under_sustained_intake(tmp_path):
 
     store = Store(f"sqlite:///{tmp_path}/fhirgen.db", background_checkpoints=True)
     store.migrate()
-    store._checkpoints.interval = 0.05
+    store._checkpoints.interval = 0.01
     store._checkpoints.restart_bytes = 2**20
     store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
     wal = tmp_path / "fhirgen.db-wal"
@@ -873,6 +873,38 @@ def test_partial_indexes_still_serve_the_queries_that_need_them(tmp_path):
                 assert any(index in row[-1] for row in plan), (index, plan)
     finally:
         store.dispose()
+
+
+def test_the_checkpointer_takes_the_intake_lock_ahead_of_a_busy_writer(tmp_path):
+    """A thread that records group after group takes the lock back the moment it lets it go;
+    the checkpointer, which needs it to restart the WAL, must still get it within moments."""
+    store = Store(f"sqlite:///{tmp_path}/fhirgen.db")
+    lock = store.intake_lock()
+    stop = threading.Event()
+    turns = 0
+
+    def writer() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            with lock:
+                turns += 1
+                sum(range(2000))  # a group's worth of Python work, holding the GIL
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        waits = []
+        for _ in range(50):
+            started = time.monotonic()
+            with lock.first():
+                waits.append(time.monotonic() - started)
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(10)
+        store.dispose()
+    assert turns > 100  # the writer kept at it meanwhile
+    assert max(waits) < 0.02, f"waited up to {max(waits) * 1000:.0f} ms"
 
 
 def test_the_intake_lock_is_reentrant_for_its_holder_and_excludes_everyone_else(tmp_path):

@@ -621,16 +621,41 @@ _INHERITED: list[Any] = []  # connections a forked child must leave alone
 class _FileLock:
     """An exclusive lock shared by this machine's processes (flock) and a process's threads.
     Reentrant within a thread: the webhook holds it around a whole group (``intake_lock``)
-    while the store takes it again to record the group."""
+    while the store takes it again to record the group.
+
+    ``first()`` takes it ahead of this process's other threads: neither the RLock nor flock
+    queues its waiters, and a thread that writes group after group took it back the moment it
+    let it go, so the checkpointer waiting for it could wait as long as the writes went on."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._threads = threading.RLock()
         self._depth = 0  # how many times the owning thread holds it
+        self._owner: int | None = None
+        self._no_one_first = threading.Event()  # cleared while a thread takes it first
+        self._no_one_first.set()
         self._fd = -1
         self._pid: int | None = None
 
     def __enter__(self) -> None:
+        if self._owner != threading.get_ident():  # a holder taking it again never waits
+            self._no_one_first.wait()
+        self._acquire()
+
+    @contextlib.contextmanager
+    def first(self) -> Iterator[None]:
+        """Hold it, taking it before threads of this process that wait for it too."""
+        self._no_one_first.clear()
+        try:
+            self._acquire()
+        finally:
+            self._no_one_first.set()
+        try:
+            yield
+        finally:
+            self.__exit__()
+
+    def _acquire(self) -> None:
         self._threads.acquire()
         if self._depth:
             self._depth += 1
@@ -645,11 +670,13 @@ class _FileLock:
             self._threads.release()
             raise
         self._depth = 1
+        self._owner = threading.get_ident()
 
     def __exit__(self, *_exc: object) -> None:
         try:
             self._depth -= 1
             if not self._depth:
+                self._owner = None
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
@@ -668,14 +695,17 @@ class _Checkpoints:
     lock: intake writers queue behind it for the frames of the last ``interval`` and its
     fsyncs (measured 1-14 ms), and the next one starts the WAL anew. The threshold is well
     under ``journal_size_limit``: a writer that restarts a WAL file longer than that limit
-    truncates it inside its commit (160 ms for 256 MiB, measured).
+    truncates it inside its commit (160 ms for 256 MiB, measured). The WAL can still grow by
+    what is written in one ``interval`` past the threshold, so that is short: one writer
+    thread on a fast machine wrote 27 MiB of frames in 50 ms, a webhook under load 20 MiB in
+    250 ms (bench/ingest.py). A check that finds little to do costs well under a millisecond.
     """
 
     def __init__(
         self,
         path: str,
         lock: _FileLock | None,
-        interval: float = 0.25,
+        interval: float = 0.05,
         restart_bytes: int = 32 * 2**20,
     ) -> None:
         self.path = path
@@ -719,7 +749,7 @@ def _checkpoint_loop(
                 # from 0 when a writer restarts the WAL, the file's size does not.
                 _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if lock is not None and frames * page_size > restart_bytes:
-                    with lock:
+                    with lock.first():
                         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:
         connection.close()
