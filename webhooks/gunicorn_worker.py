@@ -119,19 +119,15 @@ class BalancedThreadWorker(ThreadWorker):
     def _publish(self) -> None:
         if self._board is not None:
             accepting = self.alive and self.nr_conns < self.worker_connections
-            self._board.publish(
-                self._slot,  # type: ignore[arg-type]
-                os.getpid(),
-                self.nr_conns if accepting else -1,
-                _now_ms(),
-            )
+            connections = self.nr_conns if accepting else -1
+            self._board.publish(self._slot, self.pid, connections, _now_ms())  # type: ignore[arg-type]
 
     def run(self) -> None:
         try:
             super().run()
         finally:
             if self._board is not None:
-                self._board.publish(self._slot, os.getpid(), -1, 0)  # type: ignore[arg-type]
+                self._board.publish(self._slot, self.pid, -1, 0)  # type: ignore[arg-type]
 
     def accept(self, listener: Any) -> None:
         if self._board is not None and self._leave_to_sibling():
