@@ -111,6 +111,7 @@ def test_no_phi_in_any_log_line(system):
     logs = system.logs()
     assert "DEBUG" in logs, "the system ran at DEBUG"
     assert "done" in logs
+    assert "rest-hook, 1 event(s), 1 job(s)" in logs, "the webhook's own DEBUG lines are in"
     for name in STAYS:
         for phrase in _phi(sample_stay(name)):
             assert phrase.lower() not in logs.lower(), (
