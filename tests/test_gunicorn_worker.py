@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -74,6 +75,43 @@ def test_connections_opened_at_once_are_shared_between_the_workers(tmp_path: Pat
         server.wait(timeout=30)
 
 
+@pytest.mark.skipif(not gunicorn_worker.BALANCING, reason="this gunicorn lacks gthread's hooks")
+def test_a_stuck_worker_leaves_no_connection_waiting(tmp_path: Path) -> None:
+    """A worker that stops taking connections (stuck, or stopped) still looks alive on the
+    board for a while: its sibling must take every new connection all the same, at most the
+    grace period late each."""
+    port = free_port()
+    command = gunicorn_command("127.0.0.1", port, 2, app="tests.test_gunicorn_worker:pid_app")
+    with (tmp_path / "gunicorn.log").open("w") as log:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log)
+    stuck = None
+    try:
+        wait_for(f"http://127.0.0.1:{port}/", timeout=30, process=server)
+        _wait_for_workers(port, 2)
+        held = socket.create_connection(("127.0.0.1", port))  # one of them holds one more
+        holder = _ask_pid(held)
+        workers = {int(pid) for pid in _worker_pids(server.pid)}
+        stuck = next(pid for pid in workers if pid != int(holder))  # the one holding fewer
+        os.kill(stuck, signal.SIGSTOP)
+        started = time.monotonic()
+        served = Counter(_pids_of_connections(port, 8))
+        elapsed = time.monotonic() - started
+        held.close()
+        assert served == Counter({holder: 8})
+        assert elapsed < 8 * 0.2, f"8 connections took {elapsed:.2f} s"
+    finally:
+        if stuck is not None:
+            os.kill(stuck, signal.SIGCONT)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _worker_pids(master: int) -> list[str]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(children) == 2, children
+    return children
+
+
 def _wait_for_workers(port: int, count: int, timeout: float = 30) -> None:
     """Until ``count`` workers have answered (each answers once it has booted)."""
     seen: set[str] = set()
@@ -87,17 +125,20 @@ def _pids_of_connections(port: int, count: int, settle: float = 0.3) -> list[str
     """Open ``count`` keep-alive connections at once, then ask each which worker serves it."""
     connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
     try:
-        pids = []
-        for connection in connections:
-            connection.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        for connection in connections:
-            connection.settimeout(10)
-            answer = b""
-            while b"\r\n\r\n" not in answer or not answer.split(b"\r\n\r\n", 1)[1]:
-                answer += connection.recv(4096)
-            pids.append(answer.split(b"\r\n\r\n", 1)[1].decode())
-        return pids
+        return [_ask_pid(connection) for connection in connections]
     finally:
         for connection in connections:
             connection.close()
         time.sleep(settle)  # the workers see the connections close before the next round
+
+
+def _ask_pid(connection: socket.socket) -> str:
+    """Which worker answers a request on this connection (the body of ``pid_app``)."""
+    connection.settimeout(10)
+    connection.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.split(b"\r\n\r\n", 1)[1]:
+        chunk = connection.recv(4096)
+        assert chunk, "the server closed the connection"
+        answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[1].decode()
