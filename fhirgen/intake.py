@@ -27,11 +27,12 @@ def accept_many(
     """Record (subscription id, notification) pairs in one transaction, each as ``accept``
     would in this order; one result per notification."""
     return store.record_notifications(
-        [_received(subscription_id, n) for subscription_id, n in notifications]
+        [received(subscription_id, n) for subscription_id, n in notifications]
     )
 
 
-def _received(subscription_id: str, notification: Notification) -> Received:
+def received(subscription_id: str, notification: Notification) -> Received:
+    """What the store records of a notification (identifiers and counts only)."""
     kind = notification.kind
     events: list[tuple[int | None, str | None]] = []
     if kind == "rest-hook":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -246,3 +247,58 @@ def test_a_message_lost_by_redis_is_sent_again_and_drafted_once(tmp_path):
         live.stop()
         redis_server.stop()
         ehr.stop()
+
+
+def _intake_writers(system: LiveSystem) -> list[int]:
+    """Pids of the intake writer processes under the web server (not their supervisor)."""
+    parents: dict[int, int] = {}
+    writers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        if b"webhooks.intake_writer" in command and b"--supervise" not in command:
+            writers.append(int(entry.name))
+    web = system.supervisor.children["web"].pid
+
+    def under_web(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 1)
+            if pid == web:
+                return True
+        return False
+
+    return [pid for pid in writers if under_web(pid)]
+
+
+def test_the_intake_writer_killed_loses_nothing_and_is_started_again(tmp_path):
+    live = LiveSystem(tmp_path / "fhirgen", "http://127.0.0.1:9").start(worker=None)
+    try:
+        registration = live.local_subscription("rest-hook")
+        (writer,) = _intake_writers(live)
+
+        def notify(encounter: str) -> int:
+            body = {"resourceType": "Encounter", "id": encounter, "status": "finished"}
+            return live.notify(registration, body).status_code
+
+        assert notify("before") == 200
+        os.kill(writer, signal.SIGKILL)
+        answers = [notify(f"during-{i}") for i in range(5)]
+        assert set(answers) <= {200, 503} and answers[-1] == 200  # the webhook records itself
+        retried = [f"during-{i}" for i, status in enumerate(answers) if status == 503]
+        for encounter in retried:  # what the EHR does with a 503
+            assert notify(encounter) == 200
+        (restarted,) = wait_until(lambda: _intake_writers(live), timeout=30, what="a new writer")
+        assert restarted != writer
+        time.sleep(6)  # past the pause after which the workers ask the writer again
+        assert notify("after") == 200
+        wanted = {"before", "after", *(f"during-{i}" for i in range(5))}
+        assert {job.encounter_id for job in live.store.jobs()} == wanted
+        assert "intake writer exited" in live.logs()
+    finally:
+        live.stop()

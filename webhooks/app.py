@@ -15,9 +15,10 @@ from fhirgen.broker import redis_url
 from fhirgen.config import Settings, load_settings
 from fhirgen.fhir.notifications import Notification
 from fhirgen.group_commit import GroupCommit
-from fhirgen.intake import accept_many
+from fhirgen.intake import accept_many, received
 from fhirgen.secrets import Vault
 from fhirgen.store import IntakeResult, Store, StoreError
+from webhooks.intake_writer import WriterClients, socket_path
 
 
 @dataclass
@@ -36,6 +37,8 @@ class WebhookState:
         self._intake: GroupCommit[tuple[str, Notification], IntakeResult] = GroupCommit(
             self._record, gate=self.store.intake_lock, finish=self._enqueue
         )
+        path = socket_path(self.store)
+        self._writer = WriterClients(path) if path else None
 
     def celery(self) -> Any:
         """A Celery app on this app's broker (not the environment's), made on first use."""
@@ -48,11 +51,17 @@ class WebhookState:
     def take(self, subscription_id: str, notification: Notification) -> IntakeResult:
         """Record a notification and enqueue what it asks for; returns only once both are done.
 
-        Notifications that arrive while another thread is committing, or while another
-        process holds the store's intake lock, wait, then go together: one transaction and one
-        broker round trip for all of them (``GroupCommit``). Raises ``StoreError`` if the
-        store, or the broker's error if the broker, is unavailable.
+        Through the intake writer where it runs (``webhooks.intake_writer``: one transaction
+        and one broker round trip for what all workers have waiting). Otherwise here:
+        notifications that arrive while another thread is committing, or while another
+        process holds the store's intake lock, wait, then go together (``GroupCommit``).
+        Raises ``StoreError`` if the store, the broker's error or ``BrokerUnavailable`` if the
+        broker, ``WriterError`` if the writer, is unavailable.
         """
+        client = self._writer.client() if self._writer is not None else None
+        if client is not None:
+            (result,) = client.record([received(subscription_id, notification)])
+            return result
         return self._intake.submit((subscription_id, notification))
 
     def _record(self, batch: Sequence[tuple[str, Notification]]) -> list[IntakeResult]:

@@ -29,6 +29,7 @@ from werkzeug.wsgi import get_input_stream
 from fhirgen.fhir.notifications import NotificationError, parse_notification
 from fhirgen.store import StoreError
 from fhirgen.subscriptions import verify
+from webhooks.intake_writer import BrokerUnavailable, WriterError
 from webhooks.metrics import notified, request_seconds
 from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
 
@@ -122,8 +123,10 @@ def notify(
         intake = state.take(subscription_id, notification)
     except StoreError:
         return _unavailable("store", subscription_id)
-    except (BrokerError, RedisError, OSError):
+    except (BrokerError, RedisError, OSError, BrokerUnavailable):
         return _unavailable("broker", subscription_id)
+    except WriterError:
+        return _unavailable("intake", subscription_id)
     notified(notification.kind, "200").inc()
     # DEBUG: each one is in the store's notification events already; the log carries problems.
     log.debug(
