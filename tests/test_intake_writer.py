@@ -161,3 +161,15 @@ def test_only_a_sqlite_file_with_a_short_path_gets_a_writer(tmp_path):
     finally:
         for store in (short, long, memory, postgres):
             store.dispose()
+
+
+def test_an_unexpected_error_in_the_writer_is_503_and_it_serves_on(setup, redis_url, monkeypatch):
+    hook, running = setup(redis_url)
+    record = running.store.record_notifications
+    monkeypatch.setattr(running.store, "record_notifications", lambda items: {}["a bug"])
+    response = hook.post()
+    assert _assert_outcome(response, 503)["code"] == "transient"
+    monkeypatch.setattr(running.store, "record_notifications", record)
+    assert hook.post().status_code == 200  # the same writer, still there
+    assert len(hook.store.jobs()) == 1
+    assert running.thread.is_alive()

@@ -53,9 +53,13 @@ def when_ready(server: Any) -> None:
     from fhirgen.store import Store
     from webhooks.intake_writer import socket_path
 
-    store = Store.from_settings(load_settings())
-    path = socket_path(store)
-    store.dispose()
+    try:
+        store = Store.from_settings(load_settings())
+        path = socket_path(store)
+        store.dispose()
+    except Exception as exc:  # noqa: BLE001  # the workers will say what is wrong, and answer 503
+        server.log.warning("intake writer not started (%s)", type(exc).__name__)
+        return
     if path is None:
         return
     Path(path).unlink(missing_ok=True)  # a writer that did not stop cleanly left it

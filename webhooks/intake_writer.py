@@ -195,8 +195,11 @@ class Writer:
         self.groups: list[int] = []  # the size of each group recorded (tests, debugging)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         Path(path).unlink(missing_ok=True)  # left by a writer that did not stop cleanly
-        self.listener.bind(path)
-        Path(path).chmod(0o600)
+        umask = os.umask(0o077)  # only this user may connect, from the moment it exists
+        try:
+            self.listener.bind(path)
+        finally:
+            os.umask(umask)
         self.listener.listen(128)
         self.listener.setblocking(False)
         self.selector.register(self.listener, selectors.EVENT_READ)
@@ -259,7 +262,12 @@ class Writer:
 
     def _answer(self, waiting: list[tuple[socket.socket, list[Received]]]) -> None:
         items = [item for _, group in waiting for item in group]
-        answers = self._record(items)
+        try:
+            answers = self._record(items)
+        except Exception as exc:  # noqa: BLE001  # every sender gets a 503, the writer goes on
+            name = type(exc).__name__  # never its message: it could quote what was recorded
+            log.error("intake writer: %s recording %d notification(s)", name, len(items))
+            answers = _frame({"error": "internal"})
         self.groups.append(len(items))
         del self.groups[:-1000]
         start = 0
@@ -270,7 +278,7 @@ class Writer:
                 frame = _encode_results(answers[start : start + len(group)])
             start += len(group)
             try:
-                connection.setblocking(True)
+                connection.settimeout(2.0)  # its thread is waiting for just this answer
                 connection.sendall(frame)
                 connection.setblocking(False)
             except OSError:
