@@ -63,7 +63,8 @@ def when_ready(server: Any) -> None:
     if path is None:
         return
     Path(path).unlink(missing_ok=True)  # a writer that did not stop cleanly left it
-    _WRITER = subprocess.Popen([sys.executable, "-m", "webhooks.intake_writer", "--supervise"])
+    writer = [sys.executable, "-m", "webhooks.intake_writer", "--supervise", path]
+    _WRITER = subprocess.Popen(writer)  # noqa: S603  # our own command; the path names the store in ps
     deadline = time.monotonic() + 30
     while not Path(path).exists():
         if _WRITER.poll() is not None or time.monotonic() > deadline:

@@ -330,6 +330,7 @@ def supervise() -> None:
     logging.basicConfig(format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     master = os.getppid()
     stopping = False
+    arguments = [a for a in sys.argv[1:] if a != "--supervise"]
 
     def stop(*_args: Any) -> None:
         nonlocal stopping
@@ -338,7 +339,8 @@ def supervise() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while not stopping and os.getppid() == master:
-        child = subprocess.Popen([sys.executable, "-m", "webhooks.intake_writer"])
+        command = [sys.executable, "-m", "webhooks.intake_writer", *arguments]
+        child = subprocess.Popen(command)  # noqa: S603  # our own, with the socket path it was given
         while child.poll() is None and not stopping and os.getppid() == master:
             time.sleep(0.5)
         if child.poll() is None:
@@ -350,7 +352,8 @@ def supervise() -> None:
 
 
 def main() -> None:
-    """``python -m webhooks.intake_writer``: serve the store the settings name."""
+    """``python -m webhooks.intake_writer [SOCKET]``: serve the store the settings name. The
+    socket's path, if given, must be the store's (it names the store in ``ps``)."""
     from fhirgen.config import load_settings
     from workers.app import create_celery
 
@@ -362,6 +365,9 @@ def main() -> None:
     path = socket_path(store)
     if path is None:
         raise SystemExit("intake writer: the store is not a SQLite file (or its path is too long)")
+    named = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if named and named[0] != path:
+        raise SystemExit(f"intake writer: the settings' store listens on {path}, not {named[0]}")
     writer = Writer(store, create_celery(settings), path)
     signal.signal(signal.SIGTERM, writer.stop)
     signal.signal(signal.SIGINT, writer.stop)
