@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from fhirgen.secrets import token_hash
-from fhirgen.store import Store
+from fhirgen.store import Received, Store
 from tests import test_webhook_app as webhook_tests
 from tests.test_webhook_app import BODY, TOKEN, Webhook, _assert_outcome, _send_to, _settings
-from webhooks.intake_writer import Writer, socket_path
+from webhooks.intake_writer import Writer, WriterClients, socket_path
 from workers.app import create_celery
 
 # The webhook tests' Redis fixtures: one server for the module, and one a test stops and starts.
@@ -173,3 +173,18 @@ def test_an_unexpected_error_in_the_writer_is_503_and_it_serves_on(setup, redis_
     assert hook.post().status_code == 200  # the same writer, still there
     assert len(hook.store.jobs()) == 1
     assert running.thread.is_alive()
+
+
+def test_a_writer_that_stops_leaves_a_newer_writers_socket_alone(setup, redis_url):
+    hook, old = setup(redis_url)
+    newer = RunningWriter(hook.settings)  # takes the path over (a restart, a second server)
+    try:
+        old.stop()
+        assert Path(newer.writer.path).exists()
+        client = WriterClients(newer.writer.path).client()  # a worker connecting afresh
+        assert client is not None
+        (result,) = client.record([Received("sub-1", "rest-hook", ((None, "Encounter/e1"),))])
+        assert len(result.jobs) == 1
+        assert sum(newer.writer.groups) == 1
+    finally:
+        newer.stop()

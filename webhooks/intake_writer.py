@@ -200,6 +200,7 @@ class Writer:
             self.listener.bind(path)
         finally:
             os.umask(umask)
+        self._inode = Path(path).stat().st_ino
         self.listener.listen(128)
         self.listener.setblocking(False)
         self.selector.register(self.listener, selectors.EVENT_READ)
@@ -321,7 +322,9 @@ class Writer:
             self._forget(connection)
         self.selector.close()
         self.listener.close()
-        Path(self.path).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a newer writer may have taken the path since
+            if Path(self.path).stat().st_ino == self._inode:
+                Path(self.path).unlink()
 
 
 def supervise() -> None:
