@@ -8,10 +8,12 @@ while a notification arrives, or loses an acknowledged notification's message.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -300,5 +302,9 @@ def test_the_intake_writer_killed_loses_nothing_and_is_started_again(tmp_path):
         wanted = {"before", "after", *(f"during-{i}" for i in range(5))}
         assert {job.encounter_id for job in live.store.jobs()} == wanted
         assert "intake writer exited" in live.logs()
+        assert "intake writer unreachable" in live.logs()  # the workers said so
+        metrics = httpx.get(f"{live.public_url}/metrics", timeout=10).text
+        (count,) = re.findall(r"^fhirgen_intake_writer_unreachable_total (\S+)$", metrics, re.M)
+        assert float(count) >= 1
     finally:
         live.stop()

@@ -127,15 +127,27 @@ class WriterClients:
             return None
         try:
             client = WriterClient(self.path, self.timeout, self)
-        except OSError:
-            self._retry_at = time.monotonic() + RETRY_AFTER
+        except OSError as exc:
+            self.failed(exc)
             return None
         self._local.client = client
         return client
 
-    def failed(self) -> None:
+    def failed(self, exc: BaseException) -> None:
+        """The writer could not be reached: this worker records for itself for a while."""
+        from webhooks.metrics import INTAKE_WRITER_UNREACHABLE
+
         self._retry_at = time.monotonic() + RETRY_AFTER
         self._local.client = None
+        INTAKE_WRITER_UNREACHABLE.inc()
+        # No socket file: no writer runs here (the development server) or one is restarting.
+        level = logging.DEBUG if isinstance(exc, FileNotFoundError) else logging.WARNING
+        log.log(
+            level,
+            "intake writer unreachable (%s); this worker records for itself for %.0f s",
+            type(exc).__name__,
+            RETRY_AFTER,
+        )
 
 
 class WriterClient:
@@ -163,7 +175,7 @@ class WriterClient:
             body = _receive(self.socket, length)
         except OSError as exc:
             self.socket.close()
-            self.clients.failed()
+            self.clients.failed(exc)
             raise WriterError(f"intake writer: {type(exc).__name__}") from None
         return _decode_results(body)
 
