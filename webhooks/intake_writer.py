@@ -7,11 +7,11 @@ groups of two or three notifications, and each paid its own commit (12 WAL frame
 round trip. The writer gathers what all of them have waiting while it works (``python -m
 webhooks.intake_writer``; gunicorn's master starts it, ``webhooks/gunicorn_conf.py``).
 
-A worker sends its group as one frame on a Unix socket next to the database and waits for the
-answer; the writer answers only once the group is committed and its jobs are in Redis, or with
-the error the worker turns into a 503. Where the writer is not running (PostgreSQL, the Flask
-development server, a writer that exited), workers record and enqueue for themselves, under
-the same intake lock, as before.
+Each request thread sends its notification as one frame on its own connection to a Unix socket
+next to the database and waits for the answer; the writer answers only once the notification is
+committed and its jobs are in Redis, or with the error the worker turns into a 503. Where the
+writer is not running (PostgreSQL, the Flask development server, a writer that exited),
+workers record and enqueue for themselves, under the same intake lock, as before.
 """
 
 from __future__ import annotations
