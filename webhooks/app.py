@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from fhirgen.fhir.notifications import Notification
 from fhirgen.group_commit import GroupCommit
 from fhirgen.intake import accept_many, received
 from fhirgen.secrets import Vault
-from fhirgen.store import IntakeResult, Store, StoreError
+from fhirgen.store import IntakeResult, Store
 from webhooks.intake_writer import WriterClients, socket_path
 
 
@@ -70,21 +69,11 @@ class WebhookState:
     def _enqueue(
         self, batch: Sequence[tuple[str, Notification]], results: Sequence[IntakeResult]
     ) -> None:
-        from workers.enqueue import reconcile_task, send_many, start_tasks
+        from workers.enqueue import send_intake
 
-        tasks = []
-        for (subscription_id, _), result in zip(batch, results, strict=True):
-            tasks.extend(start_tasks(result.jobs))
-            if result.reconcile:
-                tasks.append(reconcile_task(subscription_id if result.gap else None))
-        try:
-            send_many(tasks, self.celery())
-        except BaseException:
-            # If the store is down too, the sweeper cannot see these jobs as unsent; rare
-            # enough (broker and store down together) that the EHR's retry is the answer.
-            with contextlib.suppress(StoreError):
-                self.store.unclaim_enqueue([job for result in results for job in result.jobs])
-            raise
+        send_intake(
+            self.store, [subscription_id for subscription_id, _ in batch], results, self.celery()
+        )
 
     def enqueue_jobs(self, job_ids: Any) -> None:
         from workers.enqueue import enqueue_jobs

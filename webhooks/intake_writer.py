@@ -302,24 +302,17 @@ class Writer:
         from kombu.exceptions import OperationalError as BrokerError
         from redis.exceptions import RedisError
 
-        from workers.enqueue import reconcile_task, send_many, start_tasks
+        from workers.enqueue import send_intake
 
         try:
             results = self.store.record_notifications(items)
         except StoreError:
             log.warning("intake writer: store unavailable, %d notification(s) refused", len(items))
             return _frame({"error": "store"})
-        tasks = []
-        for item, result in zip(items, results, strict=True):
-            tasks.extend(start_tasks(result.jobs))
-            if result.reconcile:
-                tasks.append(reconcile_task(item.subscription_id if result.gap else None))
         try:
-            send_many(tasks, self.celery)
+            send_intake(self.store, [item.subscription_id for item in items], results, self.celery)
         except (BrokerError, RedisError, OSError):
             log.warning("intake writer: broker unavailable, %d notification(s) refused", len(items))
-            with contextlib.suppress(StoreError):  # both down: the EHR's retry is the answer
-                self.store.unclaim_enqueue([job for result in results for job in result.jobs])
             return _frame({"error": "broker"})
         return results
 

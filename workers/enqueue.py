@@ -20,6 +20,7 @@ milliseconds (or the 5 s socket timeout), so the webhook answers 503 and the EHR
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import threading
@@ -35,6 +36,7 @@ from celery.utils import uuid
 from celery.utils.nodenames import anon_nodename
 
 from fhirgen.broker import redis_url_of_broker
+from fhirgen.store import IntakeResult, Store, StoreError
 from workers.app import celery_app
 
 STEP_TASKS = {
@@ -69,6 +71,31 @@ def reconcile_task(subscription_id: str | None = None) -> Task:
 
 def enqueue_reconcile(subscription_id: str | None = None, app: Celery | None = None) -> None:
     send_many([reconcile_task(subscription_id)], app)
+
+
+def send_intake(
+    store: Store,
+    subscription_ids: Sequence[str],
+    results: Sequence[IntakeResult],
+    app: Celery | None = None,
+) -> None:
+    """Send what recorded notifications ask for (``results[i]`` came from a notification of
+    ``subscription_ids[i]``): their jobs, and a reconciliation where one asks for it. If the
+    broker refuses, the jobs are unclaimed for the EHR's retry (or the sweeper) to send, and
+    the broker's error raised."""
+    tasks = []
+    for subscription_id, result in zip(subscription_ids, results, strict=True):
+        tasks.extend(start_tasks(result.jobs))
+        if result.reconcile:
+            tasks.append(reconcile_task(subscription_id if result.gap else None))
+    try:
+        send_many(tasks, app)
+    except BaseException:
+        # If the store is down too, the sweeper cannot see these jobs as unsent; rare enough
+        # (broker and store down together) that the EHR's retry is the answer.
+        with contextlib.suppress(StoreError):
+            store.unclaim_enqueue([job for result in results for job in result.jobs])
+        raise
 
 
 def send(
