@@ -462,12 +462,9 @@ class RedisServer:
             self.process.wait()
 
 
-def worker_children(system: LiveSystem, name: str = "worker") -> list[int]:
-    """Pids of the Celery pool processes under a worker (the ones that run tasks).
-
-    ``fhirgen worker`` runs ``celery worker`` as its child; the pool processes are that
-    process's children (read from /proc: Linux only, like the rest of these tests).
-    """
+def children() -> dict[int, list[int]]:
+    """Every process's children, by parent pid (read from /proc: Linux only, like the rest of
+    these tests)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -476,6 +473,26 @@ def worker_children(system: LiveSystem, name: str = "worker") -> list[int]:
             except OSError:
                 continue
             parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    root = system.supervisor.children[name].pid
-    celery_main = parents.get(root, [])
-    return [pid for main in celery_main for pid in parents.get(main, [])]
+    return parents
+
+
+def descendants(root: int) -> list[int]:
+    """Pids of every process under ``root``, at any depth."""
+    tree = children()
+    found, stack = [], list(tree.get(root, []))
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(tree.get(pid, []))
+    return found
+
+
+def worker_children(system: LiveSystem, name: str = "worker") -> list[int]:
+    """Pids of the Celery pool processes under a worker (the ones that run tasks).
+
+    ``fhirgen worker`` runs ``celery worker`` as its child; the pool processes are that
+    process's children.
+    """
+    tree = children()
+    celery_main = tree.get(system.supervisor.children[name].pid, [])
+    return [pid for main in celery_main for pid in tree.get(main, [])]

@@ -25,6 +25,7 @@ from tests.live import (
     RedisServer,
     admitted,
     complete_drafts,
+    descendants,
     discharged,
     drafts_in_ehr,
     sample_stay,
@@ -253,29 +254,15 @@ def test_a_message_lost_by_redis_is_sent_again_and_drafted_once(tmp_path):
 
 def _intake_writers(system: LiveSystem) -> list[int]:
     """Pids of the intake writer processes under the web server (not their supervisor)."""
-    parents: dict[int, int] = {}
     writers = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in descendants(system.supervisor.children["web"].pid):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        parents[int(entry.name)] = int(fields[1])
         if b"webhooks.intake_writer" in command and b"--supervise" not in command:
-            writers.append(int(entry.name))
-    web = system.supervisor.children["web"].pid
-
-    def under_web(pid: int) -> bool:
-        while pid > 1:
-            pid = parents.get(pid, 1)
-            if pid == web:
-                return True
-        return False
-
-    return [pid for pid in writers if under_web(pid)]
+            writers.append(pid)
+    return writers
 
 
 def test_the_intake_writer_killed_loses_nothing_and_is_started_again(tmp_path):
