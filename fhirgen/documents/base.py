@@ -16,10 +16,16 @@ from fhirgen.facts import Fact, FactSet
 
 @dataclass(frozen=True)
 class Sentence:
-    """One statement and the facts it rests on."""
+    """One statement and the facts it rests on.
+
+    ``topic`` groups sentences into paragraphs within a section: the hospital course has one
+    paragraph per problem, headed by the problem's name. Topics come from our own code (the
+    stay's problems), never from a model's text.
+    """
 
     text: str
     cites: tuple[str, ...]
+    topic: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,24 @@ class DocumentKind:
         return Section(spec.key, spec.title, spec.template(facts))
 
 
-def say(text: str, facts: Sequence[Fact]) -> Sentence:
+def say(text: str, facts: Sequence[Fact], topic: str = "") -> Sentence:
     """A sentence citing ``facts``; ends with a full stop."""
     text = text.strip()
     if text and text[-1] not in ".!?":
         text += "."
-    return Sentence(text[:1].upper() + text[1:], tuple(dict.fromkeys(f.id for f in facts)))
+    cites = tuple(dict.fromkeys(f.id for f in facts))
+    return Sentence(text[:1].upper() + text[1:], cites, topic)
+
+
+def paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[Sentence]]]:
+    """Consecutive sentences of one topic, as (topic, sentences); topic '' for plain lines."""
+    groups: list[tuple[str, list[Sentence]]] = []
+    for sentence in sentences:
+        if groups and sentence.topic and groups[-1][0] == sentence.topic:
+            groups[-1][1].append(sentence)
+        else:
+            groups.append((sentence.topic, [sentence]))
+    return groups
 
 
 def listing(items: Sequence[str]) -> str:
