@@ -232,8 +232,10 @@ def evaluate(
     """Run the pipeline on INPUT... and check its output.
 
     Reports per stay and overall: FHIR validity, sections present, uncited sentences, citations
-    to unknown facts, and whether each diagnosis, discharge medication, procedure and allergy is
-    named in the text. Exit status 0 only when every stay passes every check.
+    to unknown facts, whether each diagnosis, discharge medication, procedure and allergy is
+    named in the text, body length, sentences said twice, raw codes or units in the text, trend
+    words the numbers contradict and the reading ease of the patient instructions. Exit status
+    0 only when every stay passes every check and the run's body length is within its limits.
     """
     from fhirgen.evaluation import EvaluationTotals, evaluate_stay
 
@@ -262,6 +264,8 @@ def evaluate(
         report = {"overall": summary, "stays": [r.as_dict() for r in per_stay]}
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
+        for failure in summary["run_failures"]:
+            click.echo(f"FAIL run: {failure}")
         _print_summary(summary)
     sys.exit(0 if totals.ok and run.summary.errors == 0 else EXIT_INPUT)
 
@@ -279,7 +283,25 @@ def _failure_line(result: Any) -> str:
     for family, coverage in result.coverage.items():
         if coverage.missing:
             reasons.append(f"{family} not mentioned: {'; '.join(coverage.missing)}")
+    if result.repeated_sentences:
+        said = "; ".join(f"{r.sentence!r} x{r.times}" for r in result.repeated_sentences[:3])
+        reasons.append(f"sentences said twice: {len(result.repeated_sentences)} ({said})")
+    if result.artefacts:
+        tokens = ", ".join(dict.fromkeys(a.token for a in result.artefacts))
+        reasons.append(f"raw codes or units: {result.raw_codes} ({tokens})")
+    if result.trend_contradictions:
+        first = result.trend_contradictions[0]
+        reasons.append(
+            f"trend words the numbers contradict: {len(result.trend_contradictions)} "
+            f"({first.fact}: {first.reason})"
+        )
+    if not result.readable:
+        reasons.append(f"patient text reading ease {_or_na(result.reading_ease)}")
     return f"FAIL Encounter/{result.encounter_id}: {' | '.join(reasons)}"
+
+
+def _or_na(value: Any) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -299,7 +321,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("sections missing", str(summary["sections_missing"]))
     for family, (mentioned, expected) in summary["mentioned"].items():
         table.add_row(f"{family.replace('_', ' ')} mentioned", f"{mentioned}/{expected}")
-    timing = f"{summary['ms_per_stay_mean']} / {summary['ms_per_stay_p95']}"
+    words = f"{_or_na(summary['body_words_median'])} / {_or_na(summary['body_words_p95'])}"
+    table.add_row("body words (median / p95)", words)
+    table.add_row("sentences said twice", str(summary["repeated_sentences"]))
+    table.add_row("raw codes or units in text", str(summary["raw_codes"]))
+    table.add_row("trend words the numbers contradict", str(summary["trend_contradictions"]))
+    ease = f"{_or_na(summary['reading_ease_min'])} / {_or_na(summary['reading_ease_median'])}"
+    table.add_row("patient text reading ease (min / median)", ease)
+    timing = f"{_or_na(summary['ms_per_stay_mean'])} / {_or_na(summary['ms_per_stay_p95'])}"
     table.add_row("ms per stay (mean / p95)", timing)
     Console().print(table)
 

@@ -132,9 +132,13 @@ def test_eval_passes_the_template_backend(facts):
 def test_eval_cli_reports_json_and_exit_status(tmp_path, run_cli):
     source = write_json(tmp_path / "record.json", as_collection(small_stay()))
     result = run_cli("eval", source, "--json")
-    assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
+    stay = report["stays"][0]
+    for measure in ("body_words", "repeated_sentences", "artefacts", "trend_contradictions"):
+        assert measure in stay, measure
+    assert result.code == 0, (report["overall"]["run_failures"], stay)
     assert report["overall"]["stays"] == 1
+    assert report["overall"]["repeated_sentences"] == report["overall"]["raw_codes"] == 0
     assert report["overall"]["valid_fhir_percent"] == 100.0
     assert report["overall"]["uncited_sentences"] == 0
     assert report["stays"][0]["coverage"]["procedures"] == {
