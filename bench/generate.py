@@ -39,12 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fhirgen.context import build_context  # noqa: E402
-from fhirgen.documents import care_plan, discharge_summary  # noqa: E402
 from fhirgen.facts import extract_facts  # noqa: E402
 from fhirgen.fhir.record import PatientRecord  # noqa: E402
 from fhirgen.generation.prompts import Prompt, model_sections, section_prompt  # noqa: E402
+from fhirgen.pipeline import KINDS  # noqa: E402  (every kind a stay gets)
 
-KINDS = (discharge_summary.KIND, care_plan.KIND)
 STAYS = ROOT / "fhirgen" / "samples" / "stays"
 LLAMA3_8B = {
     "hidden_size": 4096,

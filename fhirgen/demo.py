@@ -243,7 +243,10 @@ def _subscribe(settings: Any) -> Any:
 def _await_drafts(
     ehr: str, discharged: dict[str, float], supervisor: Supervisor
 ) -> dict[str, tuple[str, float]]:
-    """Poll the EHR until each stay has our preliminary DocumentReference (or time runs out)."""
+    """Poll the EHR until each stay has our preliminary discharge summary (or time runs out).
+
+    The patient instructions are a DocumentReference of ours too; the summary is the one shown.
+    """
     found: dict[str, tuple[str, float]] = {}
     deadline = time.monotonic() + DRAFT_TIMEOUT
     with httpx.Client(base_url=ehr, timeout=30) as client:
@@ -258,6 +261,7 @@ def _await_drafts(
                     document = entry["resource"]
                     if document.get("docStatus") == "preliminary" and any(
                         i.get("system") == "urn:fhirgen:draft"
+                        and str(i.get("value", "")).endswith(".discharge-summary")
                         for i in document.get("identifier") or []
                     ):
                         found[encounter_id] = (

@@ -347,15 +347,24 @@ def _failing_on_permanent(store: Store, job_id: str) -> Iterator[None]:
 
 
 def _locations(request: dict[str, Any], response: dict[str, Any]) -> dict[str, str]:
-    """``Type/id`` of each resource the transaction created or found, by resource type."""
+    """``Type/id`` of each resource the transaction created or found, by resource type.
+
+    The first of a type wins: the discharge summary is the Bundle's first DocumentReference (the
+    patient instructions come after it), and it is what the job records and a regenerated draft
+    replaces.
+    """
     written: dict[str, str] = {}
+    seen: set[str] = set()
     for sent, got in zip(request.get("entry") or [], response.get("entry") or [], strict=False):
         rtype = (sent.get("resource") or {}).get("resourceType")
+        if not rtype or rtype in seen:
+            continue
+        seen.add(rtype)
         location = ((got or {}).get("response") or {}).get("location") or ""
         parts = location.split("/_history")[0].rstrip("/").split("/")
-        if rtype and len(parts) >= 2:
+        if len(parts) >= 2:
             written[rtype] = f"{parts[-2]}/{parts[-1]}"
-        elif rtype and (got or {}).get("resource", {}).get("id"):
+        elif (got or {}).get("resource", {}).get("id"):
             written[rtype] = f"{rtype}/{got['resource']['id']}"
     return written
 
@@ -373,7 +382,9 @@ def _drafts_view(result: Any) -> dict[str, Any]:
             {
                 "key": s.key,
                 "title": s.title,
-                "sentences": [{"text": x.text, "cites": list(x.cites)} for x in s.sentences],
+                "sentences": [
+                    {"text": x.text, "cites": list(x.cites), "topic": x.topic} for x in s.sentences
+                ],
             }
             for s in draft.sections
         ]

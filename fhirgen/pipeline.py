@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fhirgen.context import StayContext, build_context
-from fhirgen.documents import care_plan, discharge_summary
+from fhirgen.documents import care_plan, discharge_summary, patient_instructions
 from fhirgen.documents.base import Draft
 from fhirgen.errors import InputError, PermanentError
 from fhirgen.facts import FactSet, extract_facts
@@ -22,7 +22,8 @@ from fhirgen.generation import Generator
 from fhirgen.render import Author, as_instant, render_bundle
 from fhirgen.verify import VerificationReport, verify
 
-KINDS = (discharge_summary.KIND, care_plan.KIND)
+# Drafted for every stay, in this order (the Bundle's entries follow it).
+KINDS = (discharge_summary.KIND, care_plan.KIND, patient_instructions.KIND)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def draft_stay(
     regeneration: int = 0,
     validate: bool = True,
 ) -> StayDraft:
-    """Draft the discharge summary and care plan of one stay, as a transaction Bundle.
+    """Draft the discharge summary, care plan and patient instructions of one stay, as a
+    transaction Bundle.
 
     ``generated_at`` stamps the resources; it defaults to the discharge time so that offline
     runs are reproducible. Raises ``InputError`` for a stay that cannot be summarised safely,
@@ -151,8 +153,9 @@ def _finish(
     bundle = render_bundle(
         context,
         stay.facts,
-        verified[discharge_summary.KIND.key],
-        verified[care_plan.KIND.key],
+        summary=verified[discharge_summary.KIND.key],
+        plan=verified[care_plan.KIND.key],
+        instructions=verified[patient_instructions.KIND.key],
         author=Author(generator.name, generator.model, generator.version),
         generated_at=stamp,
         identifier_system=identifier_system,

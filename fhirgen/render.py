@@ -1,8 +1,9 @@
 """Drafts as the FHIR resources the EHR receives: one ``transaction`` Bundle per stay.
 
 The Bundle holds the generating Device, the discharge-summary DocumentReference (US Core clinical
-note, ``docStatus=preliminary``, plain text and HTML), the CarePlan (US Core, ``status=draft``)
-and the Provenance that ties them to the model and to the chart resources they cite. Everything
+note, ``docStatus=preliminary``, plain text and HTML), the CarePlan (US Core, ``status=draft``),
+the patient-instructions DocumentReference (LOINC 8653-8, same shape as the summary) and the
+Provenance that ties the three to the model and to the chart resources they cite. Everything
 we generate is labelled AI-asserted (``meta.security`` AIAST). Creates are conditional on a
 deterministic identifier, and the Provenance (R4 gives it no identifier) is PUT to a
 deterministic id, so replaying the Bundle leaves exactly one of each.
@@ -21,8 +22,8 @@ from urllib.parse import urlencode
 
 from fhirgen import __version__
 from fhirgen.context import StayContext, encounter_version
-from fhirgen.documents import care_plan, discharge_summary
-from fhirgen.documents.base import Draft
+from fhirgen.documents import care_plan, discharge_summary, patient_instructions
+from fhirgen.documents.base import Draft, Sentence, paragraphs
 from fhirgen.facts import Fact, FactKind, FactSet
 from fhirgen.fhir.record import reference_key
 from fhirgen.fhir.values import LOINC, format_date, parse_time
@@ -35,6 +36,8 @@ AIAST = {
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition"
 DEVICE_SYSTEM = "urn:fhirgen:device"
 XHTML = "http://www.w3.org/1999/xhtml"
+SOURCE_TEXT_CHARS = 160  # a fact's text in the plain-text source list, cut on a word boundary
+SOURCE_IDS_PER_TYPE = 3  # resource ids shown per type there; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class DraftIds:
     document: str
     care_plan: str
     provenance_id: str
+    instructions: str
 
 
 def draft_ids(context: StayContext, system: str, regeneration: int = 0) -> DraftIds:
@@ -66,7 +70,12 @@ def draft_ids(context: StayContext, system: str, regeneration: int = 0) -> Draft
         base += f".r{regeneration}"
     document = f"{base}.{discharge_summary.KIND.key}"
     digest = hashlib.sha256(f"{system}|{document}".encode()).hexdigest()
-    return DraftIds(document, f"{base}.{care_plan.KIND.key}", f"fhirgen-{digest[:40]}")
+    return DraftIds(
+        document,
+        f"{base}.{care_plan.KIND.key}",
+        f"fhirgen-{digest[:40]}",
+        f"{base}.{patient_instructions.KIND.key}",
+    )
 
 
 def render_bundle(
@@ -74,6 +83,7 @@ def render_bundle(
     facts: FactSet,
     summary: Draft,
     plan: Draft,
+    instructions: Draft,
     *,
     author: Author,
     generated_at: str,
@@ -81,25 +91,63 @@ def render_bundle(
     replaces: str | None = None,
     regeneration: int = 0,
 ) -> dict[str, Any]:
-    """The transaction Bundle for one stay, exactly as it is POSTed to the EHR."""
+    """The transaction Bundle for one stay, exactly as it is POSTed to the EHR.
+
+    Entries: the Device, the discharge summary, the CarePlan, the patient instructions, the
+    Provenance. ``replaces`` (the summary an earlier draft wrote) goes on the summary only: the
+    store keeps no earlier instructions' id, so a regenerated instructions document stands new.
+    """
     ids = draft_ids(context, identifier_system, regeneration)
     urls = {
         "document": _urn(identifier_system, ids.document),
         "care_plan": _urn(identifier_system, ids.care_plan),
+        "instructions": _urn(identifier_system, ids.instructions),
     }
     device_url = _urn(DEVICE_SYSTEM, author.identifier)
     device = _device(author)
     document = _document_reference(
-        context, facts, summary, ids.document, identifier_system, device_url, generated_at
+        context,
+        facts,
+        summary,
+        ids.document,
+        identifier_system,
+        device_url,
+        generated_at,
+        loinc=(discharge_summary.LOINC_CODE, discharge_summary.LOINC_DISPLAY),
+        type_text="Discharge summary (AI-generated draft)",
+        description=(
+            "AI-generated draft discharge summary; preliminary until a clinician reviews and "
+            "signs it."
+        ),
     )
     if replaces:
         document["relatesTo"] = [{"code": "replaces", "target": {"reference": replaces}}]
     plan_resource = _care_plan(
-        context, facts, plan, ids.care_plan, identifier_system, device_url, generated_at
+        context, facts, plan, instructions, ids.care_plan, identifier_system, device_url,
+        generated_at,
+    )  # fmt: skip
+    leaflet = _document_reference(
+        context,
+        facts,
+        instructions,
+        ids.instructions,
+        identifier_system,
+        device_url,
+        generated_at,
+        loinc=(patient_instructions.LOINC_CODE, patient_instructions.LOINC_DISPLAY),
+        type_text="Hospital discharge instructions (AI-generated draft)",
+        description=(
+            "AI-generated draft patient instructions in plain language; preliminary until a "
+            "clinician reviews and signs them."
+        ),
     )
-    cited = _cited_sources(facts, (summary, plan))
+    cited = _cited_sources(facts, (summary, plan, instructions))
     provenance = _provenance(
-        ids.provenance_id, [urls["document"], urls["care_plan"]], device_url, cited, generated_at
+        ids.provenance_id,
+        [urls["document"], urls["care_plan"], urls["instructions"]],
+        device_url,
+        cited,
+        generated_at,
     )
     return {
         "resourceType": "Bundle",
@@ -108,6 +156,7 @@ def render_bundle(
             _conditional_post(device_url, device, DEVICE_SYSTEM, author.identifier),
             _conditional_post(urls["document"], document, identifier_system, ids.document),
             _conditional_post(urls["care_plan"], plan_resource, identifier_system, ids.care_plan),
+            _conditional_post(urls["instructions"], leaflet, identifier_system, ids.instructions),
             {
                 "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, ids.provenance_id)}",
                 "resource": provenance,
@@ -118,7 +167,12 @@ def render_bundle(
 
 
 def document_text(facts: FactSet, draft: Draft, context: StayContext) -> str:
-    """The draft as plain text: sections, sentences with [n] citations, then the sources."""
+    """The draft as plain text: sections, sentences with [n] citations, then the sources.
+
+    Sentences with a topic run together as one paragraph per topic ("Topic: one. [1] two. [2]"),
+    a blank line between paragraphs; the others stand one per line. The source list is compact
+    (``source_line``); the HTML attachment and the Provenance keep every cited resource.
+    """
     numbers = _citation_numbers(draft)
     lines = [
         f"{draft.title.upper()} - AI-GENERATED DRAFT",
@@ -128,16 +182,53 @@ def document_text(facts: FactSet, draft: Draft, context: StayContext) -> str:
     ]
     for section in draft.sections:
         lines.append(section.title.upper())
-        for sentence in section.sentences:
-            marks = "".join(f"[{numbers[c]}]" for c in sentence.cites)
-            lines.append(f"{sentence.text} {marks}".rstrip())
+        previous: str | None = None
+        for topic, group in paragraphs(section.sentences):
+            if previous is not None and (topic or previous):
+                lines.append("")  # a paragraph stands apart from what is next to it
+            previous = topic
+            cited = [_marked(s, numbers) for s in group]
+            lines.append(f"{topic}: {' '.join(cited)}" if topic else cited[0])
         lines.append("")
     lines.append("SOURCES")
     for fact_id, number in numbers.items():
         fact = facts.get(fact_id)
         if fact is not None:
-            lines.append(f"[{number}] {fact.text} ({', '.join(fact.sources)})")
+            lines.append(source_line(number, fact))
     return "\n".join(lines) + "\n"
+
+
+def source_line(number: int, fact: Fact) -> str:
+    """``[n] fact text (Type/a, b, c +K more; Other/d)``: the text cut at
+    ``SOURCE_TEXT_CHARS`` on a word boundary, at most ``SOURCE_IDS_PER_TYPE`` ids per type."""
+    return f"[{number}] {_shortened(fact.text, SOURCE_TEXT_CHARS)} ({_grouped(fact.sources)})"
+
+
+def _marked(sentence: Sentence, numbers: Mapping[str, int]) -> str:
+    marks = "".join(f"[{numbers[c]}]" for c in sentence.cites)
+    return f"{sentence.text} {marks}".rstrip()
+
+
+def _shortened(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if not text[limit - 1].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:-(") + "…"
+
+
+def _grouped(sources: Sequence[str]) -> str:
+    by_type: dict[str, list[str]] = {}
+    for source in sources:
+        rtype, _, rid = source.partition("/")
+        by_type.setdefault(rtype, []).append(rid)
+    groups = []
+    for rtype, ids in by_type.items():
+        shown = ", ".join(ids[:SOURCE_IDS_PER_TYPE])
+        more = len(ids) - SOURCE_IDS_PER_TYPE
+        groups.append(f"{rtype}/{shown}" + (f" +{more} more" if more > 0 else ""))
+    return "; ".join(groups)
 
 
 def document_html(facts: FactSet, draft: Draft, context: StayContext) -> str:
@@ -159,23 +250,39 @@ def _draft_body(
     numbers: Mapping[str, int],
     *,
     heading: str,
+    banner: bool = True,
+    sources: bool = True,
 ) -> str:
+    """A draft as XHTML: title, AI banner, sections (a paragraph per topic), source list."""
     sub = "h2" if heading == "h1" else "h4"
-    out = [
-        f"<{heading}>{_esc(draft.title)}</{heading}>",
-        "<p><b>AI-generated draft, preliminary.</b> Written by software from the chart; "
-        "a clinician must review and sign it.</p>",
-        f"<p>Stay: {_esc(format_date(context.admitted))} to "
-        f"{_esc(format_date(context.discharged))}</p>",
-    ]
+    out = [f"<{heading}>{_esc(draft.title)}</{heading}>"]
+    if banner:
+        out += [
+            "<p><b>AI-generated draft, preliminary.</b> Written by software from the chart; "
+            "a clinician must review and sign it.</p>",
+            f"<p>Stay: {_esc(format_date(context.admitted))} to "
+            f"{_esc(format_date(context.discharged))}</p>",
+        ]
     for section in draft.sections:
         out.append(f"<{sub}>{_esc(section.title)}</{sub}>")
-        for sentence in section.sentences:
-            marks = "".join(
-                f'<sup><a href="#src-{numbers[c]}">[{numbers[c]}]</a></sup>' for c in sentence.cites
-            )
-            out.append(f"<p>{_esc(sentence.text)}{marks}</p>")
-    out.append(f"<{sub}>Sources</{sub}><ol>")
+        for topic, group in paragraphs(section.sentences):
+            lead = f"<b>{_esc(topic)}:</b> " if topic else ""
+            out.append(f"<p>{lead}{' '.join(_html_sentence(s, numbers) for s in group)}</p>")
+    if sources:
+        out.append(_source_list(facts, numbers, sub))
+    return "".join(out)
+
+
+def _html_sentence(sentence: Sentence, numbers: Mapping[str, int]) -> str:
+    marks = "".join(
+        f'<sup><a href="#src-{numbers[c]}">[{numbers[c]}]</a></sup>' for c in sentence.cites
+    )
+    return f"{_esc(sentence.text)}{marks}"
+
+
+def _source_list(facts: FactSet, numbers: Mapping[str, int], heading: str) -> str:
+    """Every cited fact with every resource it rests on: the clickable citation trail."""
+    out = [f"<{heading}>Sources</{heading}><ol>"]
     for fact_id, number in numbers.items():
         fact = facts.get(fact_id)
         if fact is not None:
@@ -185,8 +292,10 @@ def _draft_body(
     return "".join(out)
 
 
-def _citation_numbers(draft: Draft) -> dict[str, int]:
-    return {fact_id: n for n, fact_id in enumerate(draft.cited(), start=1)}
+def _citation_numbers(*drafts: Draft) -> dict[str, int]:
+    """[n] per cited fact, in first-cited order across the drafts (one list for all of them)."""
+    cited = dict.fromkeys(c for draft in drafts for c in draft.cited())
+    return {fact_id: n for n, fact_id in enumerate(cited, start=1)}
 
 
 def _device(author: Author) -> dict[str, Any]:
@@ -211,6 +320,10 @@ def _document_reference(
     system: str,
     device_url: str,
     generated_at: str,
+    *,
+    loinc: tuple[str, str],
+    type_text: str,
+    description: str,
 ) -> dict[str, Any]:
     plain = document_text(facts, draft, context).encode()
     rich = document_html(facts, draft, context).encode()
@@ -224,14 +337,8 @@ def _document_reference(
         "status": "current",
         "docStatus": "preliminary",
         "type": {
-            "coding": [
-                {
-                    "system": LOINC,
-                    "code": discharge_summary.LOINC_CODE,
-                    "display": discharge_summary.LOINC_DISPLAY,
-                }
-            ],
-            "text": "Discharge summary (AI-generated draft)",
+            "coding": [{"system": LOINC, "code": loinc[0], "display": loinc[1]}],
+            "text": type_text,
         },
         "category": [
             {
@@ -248,10 +355,7 @@ def _document_reference(
         "subject": {"reference": f"Patient/{context.patient_id}"},
         "date": generated_at,
         "author": [{"reference": device_url}],
-        "description": (
-            "AI-generated draft discharge summary; preliminary until a clinician reviews and "
-            "signs it."
-        ),
+        "description": description,
         "content": [
             _content(plain, "text/plain; charset=utf-8", draft.title, generated_at),
             _content(rich, "text/html; charset=utf-8", draft.title, generated_at),
@@ -290,13 +394,24 @@ def _care_plan(
     context: StayContext,
     facts: FactSet,
     draft: Draft,
+    instructions: Draft,
     identifier: str,
     system: str,
     device_url: str,
     generated_at: str,
 ) -> dict[str, Any]:
-    numbers = _citation_numbers(draft)
-    div = _draft_body(facts, draft, context, numbers, heading="h3")
+    """The CarePlan; its narrative is the care-plan draft, then the patient instructions under
+    their own heading, then one source list numbered across both."""
+    numbers = _citation_numbers(draft, instructions)
+    div = "".join(
+        (
+            _draft_body(facts, draft, context, numbers, heading="h3", sources=False),
+            _draft_body(
+                facts, instructions, context, numbers, heading="h3", banner=False, sources=False
+            ),
+            _source_list(facts, numbers, "h4"),
+        )
+    )
     resource: dict[str, Any] = {
         "resourceType": "CarePlan",
         "meta": {"profile": [f"{US_CORE}/us-core-careplan"], "security": [AIAST]},

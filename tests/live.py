@@ -266,17 +266,25 @@ def wait_until(
     raise TimeoutError(f"timed out waiting for {what or check}")
 
 
+def _draft_kind(resource: dict[str, Any]) -> str | None:
+    """The document kind our identifier names (``<encounter>.v<n>[.r<k>].<kind>``), or None."""
+    for identifier in resource.get("identifier") or []:
+        if identifier.get("system") == "urn:fhirgen:draft":
+            return str(identifier.get("value", "")).rsplit(".", 1)[-1]
+    return None
+
+
 def drafts_in_ehr(ehr: Any, encounter_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Our resources in the EHR for one stay: DocumentReferences, CarePlans, Provenances."""
+    """Our resources in the EHR for one stay: the discharge summaries ("DocumentReference"),
+    the patient-instructions DocumentReferences ("PatientInstructions"), CarePlans and
+    Provenances."""
     documents = [
         d
         for d in ehr.search("DocumentReference", encounter=f"Encounter/{encounter_id}")
-        if any(i.get("system") == "urn:fhirgen:draft" for i in d.get("identifier") or [])
+        if _draft_kind(d)
     ]
     plans = [
-        p
-        for p in ehr.search("CarePlan", encounter=f"Encounter/{encounter_id}")
-        if any(i.get("system") == "urn:fhirgen:draft" for i in p.get("identifier") or [])
+        p for p in ehr.search("CarePlan", encounter=f"Encounter/{encounter_id}") if _draft_kind(p)
     ]
     targets = {f"DocumentReference/{d['id']}" for d in documents} | {
         f"CarePlan/{p['id']}" for p in plans
@@ -286,7 +294,12 @@ def drafts_in_ehr(ehr: Any, encounter_id: str) -> dict[str, list[dict[str, Any]]
         for p in ehr.search("Provenance")
         if any(t.get("reference") in targets for t in p.get("target") or [])
     ]
-    return {"DocumentReference": documents, "CarePlan": plans, "Provenance": provenances}
+    return {
+        "DocumentReference": [d for d in documents if _draft_kind(d) == "discharge-summary"],
+        "PatientInstructions": [d for d in documents if _draft_kind(d) == "patient-instructions"],
+        "CarePlan": plans,
+        "Provenance": provenances,
+    }
 
 
 def complete_drafts(ehr: Any, encounter_id: str) -> dict[str, list[dict[str, Any]]] | None:

@@ -226,6 +226,7 @@ def test_an_admin_retries_a_failed_job_and_sees_it_complete(
     found = drafts_in_ehr(ehr, failed_job.encounter_id)
     assert {k: len(v) for k, v in found.items()} == {
         "DocumentReference": 1,
+        "PatientInstructions": 1,
         "CarePlan": 1,
         "Provenance": 1,
     }

@@ -94,6 +94,7 @@ def _settled(ehr, system, encounter_id):
 def _exactly_one_of_each(found):
     return {k: len(v) for k, v in found.items()} == {
         "DocumentReference": 1,
+        "PatientInstructions": 1,
         "CarePlan": 1,
         "Provenance": 1,
     }

@@ -57,6 +57,7 @@ def test_discharge_drafts_exactly_one_of_each(ehr, system, subscription):
     found = drafts_in_ehr(ehr, encounter["id"])
     assert {k: len(v) for k, v in found.items()} == {
         "DocumentReference": 1,
+        "PatientInstructions": 1,
         "CarePlan": 1,
         "Provenance": 1,
     }
@@ -74,6 +75,23 @@ def test_discharge_drafts_exactly_one_of_each(ehr, system, subscription):
     )
     offline_document = offline.bundle["entry"][1]["resource"]
     assert summary_text(document) == summary_text(offline_document)
+    # The patient instructions: their own preliminary, AI-labelled document, as offline.
+    (instructions,) = found["PatientInstructions"]
+    assert (instructions["status"], instructions["docStatus"]) == ("current", "preliminary")
+    assert instructions["type"]["coding"][0]["code"] == "8653-8"
+    assert instructions["meta"]["security"][0]["code"] == "AIAST"
+    assert instructions["context"]["encounter"] == [{"reference": f"Encounter/{encounter['id']}"}]
+    offline_instructions = offline.bundle["entry"][3]["resource"]
+    assert offline_instructions["identifier"] == instructions["identifier"]
+    assert summary_text(instructions) == summary_text(offline_instructions)
+    (provenance,) = found["Provenance"]
+    assert sorted(t["reference"] for t in provenance["target"]) == sorted(
+        [
+            f"DocumentReference/{document['id']}",
+            f"CarePlan/{found['CarePlan'][0]['id']}",
+            f"DocumentReference/{instructions['id']}",
+        ]
+    )
     job = system.store.jobs(encounter_id=encounter["id"])[0]
     assert job.state == "done" and job.round_trips <= 5
     assert set(job.timings) == {"read", "generate", "write"}
@@ -102,6 +120,7 @@ def test_the_same_notification_five_times_drafts_once(ehr, system, subscription)
     found = drafts_in_ehr(ehr, encounter["id"])
     assert {k: len(v) for k, v in found.items()} == {
         "DocumentReference": 1,
+        "PatientInstructions": 1,
         "CarePlan": 1,
         "Provenance": 1,
     }

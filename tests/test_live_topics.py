@@ -65,6 +65,7 @@ def test_an_event_notification_drafts_the_stay_once(ehr, system, subscription):
     found = drafts_in_ehr(ehr, encounter["id"])
     assert {k: len(v) for k, v in found.items()} == {
         "DocumentReference": 1,
+        "PatientInstructions": 1,
         "CarePlan": 1,
         "Provenance": 1,
     }

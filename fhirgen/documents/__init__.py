@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fhirgen.documents import care_plan, discharge_summary
+from fhirgen.documents import care_plan, discharge_summary, patient_instructions
 from fhirgen.documents.base import DocumentKind, Draft, Section, SectionSpec, Sentence
 
 DOCUMENT_KINDS: dict[str, DocumentKind] = {
     discharge_summary.KIND.key: discharge_summary.KIND,
     care_plan.KIND.key: care_plan.KIND,
+    patient_instructions.KIND.key: patient_instructions.KIND,
 }
 
 __all__ = ["DOCUMENT_KINDS", "DocumentKind", "Draft", "Section", "SectionSpec", "Sentence"]

@@ -59,14 +59,6 @@ SECTION_FACTS: dict[str, tuple[FactKind, ...]] = {
         FactKind.NOTE,
     ),
     "condition_at_discharge": (FactKind.DISPOSITION, FactKind.VITAL, FactKind.ABSENT),
-    "patient_instructions": (
-        FactKind.MEDICATION,
-        FactKind.ALLERGY,
-        FactKind.FOLLOW_UP,
-        FactKind.PENDING,
-        FactKind.PLAN_ACTIVITY,
-        FactKind.GOAL,
-    ),
     "goals": (FactKind.GOAL, FactKind.DIAGNOSIS, FactKind.ABSENT),
     "activities": (
         FactKind.FOLLOW_UP,
@@ -75,6 +67,11 @@ SECTION_FACTS: dict[str, tuple[FactKind, ...]] = {
         FactKind.PLAN_ACTIVITY,
         FactKind.ABSENT,
     ),
+    # Patient instructions (documents/patient_instructions.py).
+    "your_medicines": (FactKind.MEDICATION, FactKind.ALLERGY, FactKind.ABSENT),
+    "appointments_and_tests": (FactKind.FOLLOW_UP, FactKind.PENDING, FactKind.ABSENT),
+    "warning_signs": (FactKind.STAY, FactKind.DIAGNOSIS),
+    "your_goals": (FactKind.GOAL, FactKind.PLAN_ACTIVITY, FactKind.ABSENT),
 }
 
 
