@@ -708,6 +708,50 @@ def test_every_job_page_view_is_audited(console: Console) -> None:
     assert audit.count('class="audit-view-job"') == 2
 
 
+def test_the_job_page_shows_each_topic_as_the_lead_in_of_its_paragraph(console: Console) -> None:
+    from types import SimpleNamespace
+
+    from fhirgen.documents.base import Draft, Section, Sentence
+    from fhirgen.jobs import _drafts_view
+
+    sentences = (
+        Sentence("Treated with antibiotics.", ("f1",), "Pneumonia"),
+        Sentence("Fever settled.", ("f1",), "Pneumonia"),
+        Sentence("Went home.", ("f1",)),
+        Sentence("Kept on lisinopril.", ("f1",), "Hypertension"),
+    )
+    draft = Draft("discharge-summary", "Discharge summary",
+                  (Section("hospital_course", "Hospital course", sentences),), "template", "t")  # fmt: skip
+    view = _drafts_view(SimpleNamespace(drafts={"discharge-summary": draft}))
+    (section,) = view["discharge-summary"]
+    assert [s["topic"] for s in section["sentences"]] == [
+        "Pneumonia",
+        "Pneumonia",
+        "",
+        "Hypertension",
+    ]
+    job_id = _failed_job(console.store)
+    console.store.put_artifact(job_id, "drafts", json.dumps(view).encode())
+    page = console.client("viewer").get(f"/console/jobs/{job_id}").get_data(as_text=True)
+    assert page.count('<b class="topic">') == 2  # once per paragraph, not per sentence
+    assert page.count('class="paragraph"') == 2
+    assert re.search(
+        r'<div class="paragraph" data-topic="Pneumonia">\s*<div class="sentence-row">\s*'
+        r'<p class="sentence"><b class="topic">Pneumonia:</b> Treated with antibiotics\.',
+        page,
+    )
+    assert re.search(r'<p class="sentence">Fever settled\.', page)
+    assert re.search(r'<p class="sentence">Went home\.', page)
+    assert '<b class="topic">Hypertension:</b> Kept on lisinopril.' in page
+    # Drafts stored before sentences had topics still render, without lead-ins.
+    for s in section["sentences"]:
+        del s["topic"]
+    older = _failed_job(console.store)
+    console.store.put_artifact(older, "drafts", json.dumps(view).encode())
+    page = console.client("viewer").get(f"/console/jobs/{older}").get_data(as_text=True)
+    assert "Treated with antibiotics." in page and 'class="topic"' not in page
+
+
 def test_console_responses_carry_security_headers(console: Console) -> None:
     client = console.client("viewer")
     for path in ("/console/", "/console/login", "/console/jobs"):
