@@ -77,6 +77,9 @@ class MedicationChange:
     before_dose: str
     after_dose: str
     reason: str  # a recorded reason for stopping or changing, if any
+    # Every distinct order of the drug on the side that counts (discharge, else home) as
+    # "name, dose", when there is more than one: all are stated and flagged, none dropped.
+    variants: tuple[str, ...] = ()
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -103,8 +106,51 @@ def medication_name(resource: Resource, referenced: Mapping[str, Resource]) -> s
     return concept_name(medication_concept(resource, referenced), "unnamed medication")
 
 
+_UNIT_CASE = {
+    "mg": "mg",
+    "ml": "mL",
+    "mcg": "mcg",
+    "g": "g",
+    "unt": "units",
+    "hr": "hr",
+    "meq": "mEq",
+}
+_DRUG_WORD = re.compile(r"\b([A-Za-z]+)\b")
+
+
+def readable_drug_name(name: str) -> str:
+    """An RxNorm-style display as a prescriber writes it: 'Digoxin 0.125 MG Oral Tablet' ->
+    'Digoxin 0.125 mg oral tablet'. Only letter case changes (units in lower case, Title Case
+    form words lower-cased; tall-man and brand capitals kept), so the name still matches."""
+
+    def word(match: re.Match[str]) -> str:
+        token = match.group(1)
+        lowered = token.lower()
+        if lowered in _UNIT_CASE and token.isupper():
+            return _UNIT_CASE[lowered] if lowered != "unt" else token.lower()
+        if (
+            lowered in _FORM_WORDS
+            and token[:1].isupper()
+            and (token[1:].islower() or token.isupper())
+        ):
+            return lowered
+        return token
+
+    return _DRUG_WORD.sub(word, name)
+
+
 def ingredient_key(name: str) -> str:
-    """Ingredient words of a drug name: '10 ML Furosemide 10 MG/ML Injection' -> 'furosemide'."""
+    """Ingredient words of a drug name: '10 ML Furosemide 10 MG/ML Injection' -> 'furosemide'.
+
+    A combination product keeps every ingredient ('Acetaminophen 300 MG / HYDROcodone
+    Bitartrate 5 MG' -> 'acetaminophen / hydrocodone bitartrate'), so it is never merged with
+    one of its parts given alone.
+    """
+    parts = [_ingredient_words(part) for part in re.split(r"\s+/\s+", name.strip())]
+    return " / ".join(p for p in parts if p) or name.strip().lower()
+
+
+def _ingredient_words(name: str) -> str:
     text = _LEADING_AMOUNT.sub("", name.strip()).lower()
     words: list[str] = []
     for word in re.split(r"[\s/,\-\[\]()]+", text):
@@ -114,7 +160,7 @@ def ingredient_key(name: str) -> str:
             break
         if word not in _FORM_WORDS:
             words.append(word)
-    return " ".join(words) or text
+    return " ".join(words)
 
 
 def dosage_text(resource: Resource) -> str:
@@ -182,9 +228,22 @@ def reconcile(context: StayContext) -> tuple[MedicationChange, ...]:
                 before_dose=before_dose,
                 after_dose=after_dose,
                 reason=_reason(latest_before if change == "stopped" else latest_after),
+                variants=_variants(after or before, referenced),
             )
         )
     return tuple(changes)
+
+
+def _variants(orders: Sequence[Resource], referenced: Mapping[str, Resource]) -> tuple[str, ...]:
+    """'name, dose' of each distinct order, when a drug has more than one distinct order."""
+    distinct: dict[tuple[Any, ...], str] = {}
+    for order in orders:
+        if order.get("status") in {"stopped", "completed", "cancelled", "entered-in-error"}:
+            continue
+        shown = ", ".join(p for p in (medication_name(order, referenced), dosage_text(order)) if p)
+        distinct.setdefault(_signature(order, referenced), shown)
+    shown = tuple(dict.fromkeys(distinct.values()))
+    return shown if len(shown) > 1 else ()
 
 
 def _group(

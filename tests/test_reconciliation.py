@@ -166,7 +166,11 @@ def test_medication_reference_is_named_from_the_medication_resource():
         ("10 ML Furosemide 10 MG/ML Injection", "furosemide"),
         ("Metoprolol succinate 25 MG Extended Release Oral Tablet", "metoprolol succinate"),
         ("metoprolol succinate ER 50 mg tablet", "metoprolol succinate"),
-        ("Amoxicillin 875 MG / Clavulanate 125 MG Oral Tablet", "amoxicillin"),
+        ("Amoxicillin 875 MG / Clavulanate 125 MG Oral Tablet", "amoxicillin / clavulanate"),
+        (
+            "Acetaminophen 300 MG / HYDROcodone Bitartrate 5 MG [Vicodin]",
+            "acetaminophen / hydrocodone bitartrate",
+        ),
         ("Docusate sodium 100 MG Oral Capsule", "docusate sodium"),
         ("Insulin glargine 100 UNT/ML Injectable Solution", "insulin glargine"),
     ],
