@@ -10,11 +10,22 @@ Patient whose record was searched; "nothing recorded" is then a statement with a
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from fhirgen.clinical.lexicon import drug_class
+from fhirgen.clinical.trends import Point, describe, meaningful_change
+from fhirgen.clinical.wording import (
+    humanize,
+    in_sentence,
+    quantity_text,
+    readable_text,
+    test_name,
+    unit_text,
+)
 from fhirgen.context import StayContext, encounter_class_codes
 from fhirgen.fhir.record import Resource, resource_key
 from fhirgen.fhir.values import (
@@ -33,10 +44,12 @@ from fhirgen.fhir.values import (
     quantity_parts,
 )
 from fhirgen.medications import (
+    MedicationChange,
     dosage_text,
     ingredient_key,
     medication_concept,
     medication_name,
+    readable_drug_name,
     reconcile,
 )
 
@@ -52,6 +65,7 @@ class FactKind(StrEnum):
     PROCEDURE = "procedure"
     INPATIENT_MEDICATION = "inpatient-medication"
     MEDICATION = "medication"  # reconciliation: new, changed, stopped, continued
+    MEDICATION_CHECK = "medication-check"  # orders a clinician must confirm (duplicates)
     LAB = "lab"
     VITAL = "vital"
     REPORT = "report"
@@ -75,6 +89,7 @@ _PREFIX = {
     FactKind.PROCEDURE: "proc",
     FactKind.INPATIENT_MEDICATION: "iprx",
     FactKind.MEDICATION: "med",
+    FactKind.MEDICATION_CHECK: "mchk",
     FactKind.LAB: "lab",
     FactKind.VITAL: "vital",
     FactKind.REPORT: "rpt",
@@ -314,6 +329,7 @@ class _FactBuilder:
                     [self.encounter],
                     names=concept_names(concept),
                     code=concept_key(concept),
+                    codes=_codes(concept),
                 )
                 found = True
         for condition in ctx.reasons:
@@ -322,6 +338,7 @@ class _FactBuilder:
                 f"Reason for admission: {concept_name(condition.get('code'), 'a condition')}",
                 [self.encounter, resource_key(condition)],
                 names=concept_names(condition.get("code")),
+                codes=_codes(condition.get("code")),
             )
             found = True
         if not found:
@@ -352,6 +369,7 @@ class _FactBuilder:
                 date=_onset(first),
                 status="resolved" if resolved else "active",
                 primary="yes" if any(resource_key(c) in primary for c in group) else "",
+                codes=_codes(first.get("code")),
             )
         if not ctx.diagnoses:
             self.nothing("diagnoses", "No diagnoses are recorded for this stay.")
@@ -364,6 +382,7 @@ class _FactBuilder:
                 [resource_key(c) for c in group],
                 names=concept_names(first.get("code")),
                 date=_onset(first),
+                codes=_codes(first.get("code")),
             )
 
     def procedures(self) -> None:
@@ -403,12 +422,16 @@ class _FactBuilder:
             group = groups[key]
             orders = [r for r in group if r["resourceType"] == "MedicationRequest"]
             given = [r for r in group if r["resourceType"] == "MedicationAdministration"]
-            name = medication_name((orders or given)[0], ctx.referenced)
-            parts = [name]
-            dose = dosage_text(orders[0]) if orders else ""
-            if dose:
-                parts.append(dose)
-            text = ", ".join(parts)
+            name = readable_drug_name(medication_name((orders or given)[0], ctx.referenced))
+            # Every distinct dose, route and frequency is stated: none is merged away.
+            doses = [_lower_first(dosage_text(r)) for r in (orders or given)]
+            text = "; then ".join(
+                [
+                    f"{name}, {d}" if i == 0 else d
+                    for i, d in enumerate(dict.fromkeys(d for d in doses if d))
+                ]
+            )
+            text = text or name
             if given:
                 times = sorted(
                     t
@@ -417,10 +440,10 @@ class _FactBuilder:
                     )
                     if t
                 )
-                doses = f"{len(given)} dose{'s' if len(given) != 1 else ''} given"
+                count = f"{len(given)} dose{'s' if len(given) != 1 else ''} given"
                 if times:
-                    doses += f" from {format_date(times[0])} to {format_date(times[-1])}"
-                text += f" ({doses})"
+                    count += f", {date_span(times[0], times[-1])}"
+                text += f" ({count})"
             self.add(
                 FactKind.INPATIENT_MEDICATION,
                 text,
@@ -436,30 +459,36 @@ class _FactBuilder:
     def medications(self) -> None:
         changes = reconcile(self.ctx)
         for change in changes:
+            change = replace(change, name=readable_drug_name(change.name))
             if change.change == "new":
                 text = f"New at discharge: {change.name}"
                 if change.after_dose:
-                    text += f", {change.after_dose}"
+                    text += f", {_lower_first(change.after_dose)}"
             elif change.change == "changed":
-                before_name = medication_name(change.before[-1], self.ctx.referenced)
+                before_name = readable_drug_name(
+                    medication_name(change.before[-1], self.ctx.referenced)
+                )
                 text = (
-                    f"Changed at discharge: {change.name}, {change.after_dose or 'dose not stated'}"
+                    f"Changed at discharge: {change.name}, "
+                    f"{_lower_first(change.after_dose) or 'dose not stated'}"
                     f" (before admission: {before_name}, "
-                    f"{change.before_dose or 'dose not stated'})"
+                    f"{_lower_first(change.before_dose) or 'dose not stated'})"
                 )
             elif change.change == "stopped":
                 text = f"Stopped: {change.name} (taken before admission)"
             elif change.after:
                 text = f"Continued unchanged: {change.name}"
                 if change.after_dose:
-                    text += f", {change.after_dose}"
+                    text += f", {_lower_first(change.after_dose)}"
             else:
                 text = f"Continued from before admission: {change.name}"
                 if change.before_dose:
-                    text += f", {change.before_dose}"
+                    text += f", {_lower_first(change.before_dose)}"
                 text += " (no change recorded)"
             if change.reason:
                 text += f"; reason recorded: {change.reason}"
+            if change.variants:
+                text += f" (orders: {'; '.join(change.variants)})"
             values = [Value("before", change.before_dose)] if change.before_dose else []
             if change.after_dose:
                 values.append(Value("after", change.after_dose))
@@ -470,68 +499,131 @@ class _FactBuilder:
                 names=change.names,
                 values=values,
                 change=change.change,
+                reason=change.reason,
             )
         if not any(c.change != "stopped" for c in changes):
             self.nothing("discharge-medications", "No discharge medications are recorded.")
+        self._medication_checks(changes)
+
+    def _medication_checks(self, changes: Sequence[MedicationChange]) -> None:
+        """Orders a clinician must confirm: one drug at two doses, two drugs of one class."""
+        for change in changes:
+            if change.variants and change.change != "stopped":
+                side = "discharge" if change.after else "home"
+                self.add(
+                    FactKind.MEDICATION_CHECK,
+                    f"{_count_word(len(change.variants))} active {side} orders for "
+                    f"{ingredient_key(change.name)} ({listed(change.variants)}): "
+                    "confirm which continues",
+                    change.sources,
+                    names=change.names,
+                    about=f"dose:{ingredient_key(change.name)}",
+                )
+        classes: dict[str, list[MedicationChange]] = {}
+        for change in changes:
+            drug = drug_class(ingredient_key(change.name))
+            if drug and change.change != "stopped":
+                classes.setdefault(drug, []).append(change)
+        for drug, group in sorted(classes.items()):
+            if len(group) < 2:
+                continue
+            names = [c.name for c in group]
+            both = "both are" if len(group) == 2 else "all are"
+            self.add(
+                FactKind.MEDICATION_CHECK,
+                f"{_count_word(len(group))} {drug} at discharge ({listed(names)}): "
+                f"confirm {both} intended",
+                [s for c in group for s in c.sources],
+                names=[n for c in group for n in c.names],
+                about=f"class:{drug}",
+            )
 
     def results(self) -> None:
         ctx = self.ctx
         groups: dict[str, list[Resource]] = {}
         for obs in ctx.observations:
             groups.setdefault(concept_key(obs.get("code")), []).append(obs)
-        for key in sorted(groups, key=lambda k: concept_name(groups[k][0].get("code")).lower()):
-            self._result_fact(groups[key])
+        ordered = sorted(groups, key=lambda k: concept_name(groups[k][0].get("code")).lower())
+        names = [self._short_name(groups[k][0]) for k in ordered]
+        for key, name in zip(ordered, names, strict=True):
+            if names.count(name) > 1:
+                # Two tests of one name (serum and point-of-care glucose): say which is which.
+                name = (
+                    f"{name} ({_specimen(groups[key][0])})" if _specimen(groups[key][0]) else name
+                )
+            self._result_fact(groups[key], name)
         if not any(f.kind is FactKind.LAB for f in self.facts):
             self.nothing("labs", "No laboratory results are recorded for this stay.")
 
-    def _result_fact(self, group: Sequence[Resource]) -> None:
+    @staticmethod
+    def _short_name(obs: Resource) -> str:
+        code = obs.get("code")
+        return test_name(sorted(concept_codes(code)), concept_names(code)) or "unnamed result"
+
+    def _result_fact(self, group: Sequence[Resource], name: str) -> None:
+        """One fact per test: its course in words (first, extreme, last, with dates)."""
         first = group[0]
-        name = concept_name(first.get("code"), "unnamed result")
+        codes = sorted(concept_codes(first.get("code")))
+        long_names = concept_names(first.get("code"))
         vital = "vital-signs" in concept_codes(first.get("category") or [])
         readings = [r for r in (_reading(o) for o in group) if r is not None]
         if not readings:
             return
-        values: list[Value] = []
-        flags: list[str] = []
-        for reading in readings:
-            values.append(Value("result", reading.value, reading.unit, reading.when))
-            if reading.flag and reading.flag not in flags:
-                flags.append(reading.flag)
+        flags = list(dict.fromkeys(r.flag for r in readings if r.flag))
         numeric = [r for r in readings if r.number is not None]
+        unit = numeric[0].unit if numeric else ""
+        low, high = _reference_range(group)
+        threshold = (
+            meaningful_change(codes, name, unit, baseline=numeric[0].number) if numeric else None
+        )
         head, tail = readings[0], readings[-1]
-        if len(readings) == 1:
-            text = f"{name} {head.display} on {format_date(head.when)}"
-        else:
+        values = [Value("result", r.value, unit_text(r.unit), r.when) for r in readings]
+        lead = name[:1].upper() + name[1:]
+        if len(numeric) >= 2:
+            points = [Point(r.number, r.value, format_date(r.when)) for r in numeric]  # type: ignore[arg-type]
+            course = describe(points, unit_text(unit), threshold=threshold, low=low, high=high)
             text = (
-                f"{name}: first {head.display} on {format_date(head.when)}, "
-                f"last {tail.display} on {format_date(tail.when)}"
+                f"{lead} {course.phrase} ({len(readings)} results, "
+                f"{date_span(head.when, tail.when)})"
             )
-            if len(numeric) > 2:
-                high = max(numeric, key=lambda r: r.number or 0)
-                low = min(numeric, key=lambda r: r.number or 0)
-                text += f", highest {high.display}, lowest {low.display}"
-                values += [
-                    Value("highest", high.value, high.unit, high.when),
-                    Value("lowest", low.value, low.unit, low.when),
-                ]
-            text += f" ({len(readings)} results"
-            trend = _trend(numeric, _range_span(group))
-            if trend:
-                text += f"; {trend}"
-            text += ")"
-        values += [Value("first", head.value, head.unit, head.when)]
-        values += [Value("last", tail.value, tail.unit, tail.when)]
+            high_r = max(numeric, key=lambda r: r.number or 0)
+            low_r = min(numeric, key=lambda r: r.number or 0)
+            values += [
+                Value("highest", high_r.value, unit_text(high_r.unit), high_r.when),
+                Value("lowest", low_r.value, unit_text(low_r.unit), low_r.when),
+            ]
+            direction, state, phrase = course.direction, course.state, course.phrase
+        else:
+            text = f"{lead} {tail.display} on {format_date(tail.when)}"
+            if len(readings) > 1:
+                text = (
+                    f"{lead} {head.display} on {format_date(head.when)}, "
+                    f"{tail.display} on {format_date(tail.when)}"
+                )
+            direction, state, phrase = "", "", ""
+        values += [Value("first", head.value, unit_text(head.unit), head.when)]
+        values += [Value("last", tail.value, unit_text(tail.unit), tail.when)]
         self.add(
             FactKind.VITAL if vital else FactKind.LAB,
             text,
             [resource_key(o) for o in group],
-            names=concept_names(first.get("code")),
+            names=[name, *long_names],
             values=values,
             date=head.when,
             abnormal=", ".join(flags),
+            first_flag=head.flag,
+            first=head.display,
             last_flag=tail.flag,
             last=tail.display,
             last_date=tail.when or "",
+            marked="yes" if _marked(numeric, flags, low, high, threshold) else "",
+            threshold=format_number(threshold) if threshold is not None else "",
+            low=format_number(low) if low is not None else "",
+            high=format_number(high) if high is not None else "",
+            direction=direction,
+            state=state,
+            course=phrase,
+            codes=",".join(codes),
         )
 
     def reports(self) -> None:
@@ -604,14 +696,13 @@ class _FactBuilder:
             )
 
     def pending(self) -> None:
+        """Results not final at discharge and orders without a result, each said once."""
+        grouped: dict[str, tuple[str, str | None, list[str]]] = {}
         for item in self.ctx.pending:
-            name = concept_name(item.get("code"), "A result")
+            name = humanize(concept_name(item.get("code"), "A result"))
             if item["resourceType"] == "ServiceRequest":
-                text = (
-                    f"{name} ordered on {format_date(item.get('authoredOn'))}: "
-                    "no result recorded by discharge"
-                )
                 when = item.get("authoredOn")
+                text = f"{name}: ordered on {format_date(when)}, no result recorded by discharge"
             else:
                 when, _ = period_bounds(item, "effectiveDateTime", "effectivePeriod")
                 reading = _reading(item) if item["resourceType"] == "Observation" else None
@@ -620,7 +711,13 @@ class _FactBuilder:
                 if reading is not None:
                     text += f", so far: {reading.display}"
                 text += ")"
-            self.add(FactKind.PENDING, text, [resource_key(item)], names=[name], date=when)
+            _, _, sources = grouped.setdefault(text.lower(), (text, when, []))
+            sources.append(resource_key(item))
+        for text, when, sources in grouped.values():
+            if len(sources) > 1 and ": ordered on " in text:
+                text = text.replace(": ordered on ", f": ordered {len(sources)} times, first on ")
+            name = text.split(":", 1)[0]
+            self.add(FactKind.PENDING, text, sources, names=[name], date=when)
         if not self.ctx.pending:
             self.nothing("pending", "No results were pending at discharge.")
 
@@ -657,13 +754,25 @@ class _FactBuilder:
                 if performers:
                     text += f" ({', '.join(performers)})"
                 names = concept_names(item.get("code"))
+            said = next(
+                (
+                    f
+                    for f in self.facts
+                    if f.kind is FactKind.FOLLOW_UP and f.text.lower() == text.lower()
+                ),
+                None,
+            )
+            if said is not None:  # the same appointment or referral recorded twice
+                index = self.facts.index(said)
+                self.facts[index] = replace(said, sources=(*said.sources, resource_key(item)))
+                continue
             self.add(FactKind.FOLLOW_UP, text, [resource_key(item)], names=names, date=when)
         if not ctx.follow_ups:
             self.nothing("follow-up", "No follow-up appointments or referrals are recorded.")
 
     def goals(self) -> None:
         for goal in self.ctx.goals:
-            name = concept_name(goal.get("description"), "unnamed goal")
+            name = readable_text(concept_name(goal.get("description"), "unnamed goal"))
             text = f"Goal: {name}"
             targets = []
             for target in goal.get("target") or []:
@@ -672,7 +781,13 @@ class _FactBuilder:
                     targets.append(shown)
             if targets:
                 text += f" (target {'; '.join(targets)})"
-            self.add(FactKind.GOAL, text, [resource_key(goal)], names=[name])
+            said = next((f for f in self.facts if f.kind is FactKind.GOAL and f.text == text), None)
+            if said is not None:  # one goal recorded in two plans
+                index = self.facts.index(said)
+                self.facts[index] = replace(said, sources=(*said.sources, resource_key(goal)))
+                continue
+            names = [name, *concept_names(goal.get("description"))]
+            self.add(FactKind.GOAL, text, [resource_key(goal)], names=names)
         if not self.ctx.goals:
             self.nothing("goals", "No care goals are recorded.", self.patient)
 
@@ -723,7 +838,7 @@ class _Reading:
 
     @property
     def display(self) -> str:
-        shown = f"{self.value} {self.unit}".strip() if self.unit not in ("%",) else self.value + "%"
+        shown = quantity_text(self.value, self.unit)
         return f"{shown} ({self.flag})" if self.flag else shown
 
 
@@ -748,15 +863,16 @@ def _reading(obs: Resource) -> _Reading | None:
                 value = f"{format_number(high)}/{format_number(low)}"
                 return _Reading(value, str(unit), float(high), flag, when)
         shown = "; ".join(
-            f"{concept_name(c.get('code'))} {format_quantity(c.get('valueQuantity'))}".strip()
+            f"{test_name(concept_codes(c.get('code')), concept_names(c.get('code')))} "
+            f"{quantity_text(*(quantity_parts(c.get('valueQuantity')) or ('', '')))}".strip()
             for c in components
-            if c.get("valueQuantity")
+            if quantity_parts(c.get("valueQuantity"))
         )
         if shown:
             return _Reading(shown, "", None, flag, when)
     for field in ("valueCodeableConcept",):
         if obs.get(field):
-            return _Reading(concept_name(obs[field]), "", None, flag, when)
+            return _Reading(in_sentence(humanize(concept_name(obs[field]))), "", None, flag, when)
     for field in ("valueString", "valueBoolean", "valueInteger"):
         if obs.get(field) is not None:
             return _Reading(_one_line(str(obs[field])), "", None, flag, when)
@@ -784,45 +900,66 @@ def _flag(obs: Resource) -> str:
     return ""
 
 
-def _trend(readings: Sequence[_Reading], span: float | None) -> str:
-    """Direction over the stay: rising, falling, stable, or a peak or dip in between.
-
-    A change counts when it exceeds a quarter of the reference range (``span``) where the
-    record gives one, else a tenth of the first value.
-    """
-    values = [r.number for r in readings if r.number is not None]
-    if len(values) < 2:
-        return ""
-    first, last = values[0], values[-1]
-    threshold = span / 4 if span else abs(first) / 10
-    if threshold == 0:
-        return ""
-    high, low = max(values), min(values)
-    if high - max(first, last) > threshold:
-        return "rose then fell" if last - first <= threshold else "peaked, then rose overall"
-    if min(first, last) - low > threshold:
-        return "fell then rose" if first - last <= threshold else "dipped, then fell overall"
-    if last - first > threshold:
-        return "rising"
-    if first - last > threshold:
-        return "falling"
-    return "stable"
+def _specimen(obs: Resource) -> str:
+    """The specimen and method words of a LOINC long name: '… in Capillary blood by Glucometer'."""
+    for name in concept_names(obs.get("code")):
+        if " in " in name:
+            tail = name.split(" in ", 1)[1]
+            return " ".join(re.sub(r"[\[\]{}]", "", tail).split()).lower()
+    return ""
 
 
-def _range_span(observations: Iterable[Resource]) -> float | None:
+def _reference_range(observations: Iterable[Resource]) -> tuple[float | None, float | None]:
+    """The first reference range the series gives (low, high), either end may be missing."""
     for obs in observations:
         for reference in obs.get("referenceRange") or []:
             low = ((reference or {}).get("low") or {}).get("value")
             high = ((reference or {}).get("high") or {}).get("value")
-            if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
-                return float(high - low)
-    return None
+            low = float(low) if isinstance(low, int | float) else None
+            high = float(high) if isinstance(high, int | float) else None
+            if low is not None or high is not None:
+                return low, high
+    return None, None
+
+
+def _marked(
+    numeric: Sequence[_Reading],
+    flags: Sequence[str],
+    low: float | None,
+    high: float | None,
+    threshold: float | None,
+) -> bool:
+    """Markedly abnormal: flagged critical, or beyond the range by more than twice the change
+    that matters (a fifth of the limit where no such figure is known). Mildly abnormal values
+    that no problem claims are summarised in one line, not listed."""
+    if any(f.startswith(("critically", "very")) for f in flags):
+        return True
+    for reading in numeric:
+        value = reading.number or 0.0
+        for limit, beyond in ((high, value - (high or 0)), (low, (low or 0) - value)):
+            if limit is None or beyond <= 0:
+                continue
+            margin = 2 * threshold if threshold else abs(limit) / 5
+            if beyond > margin:
+                return True
+    return False
+
+
+def _codes(concept: Any) -> str:
+    return ",".join(sorted(concept_codes(concept))) if isinstance(concept, Mapping) else ""
 
 
 def _group_by_concept(resources: Iterable[Resource], field: str) -> list[list[Resource]]:
-    groups: dict[str, list[Resource]] = {}
+    """Resources of one concept together; one code with different names stays apart.
+
+    Records reuse a generic code for distinct things (two nebulised drugs under one SNOMED
+    procedure code, told apart only by their text), so the name is part of the key.
+    """
+    groups: dict[tuple[str, str], list[Resource]] = {}
     for resource in resources:
-        groups.setdefault(concept_key(resource.get(field)), []).append(resource)
+        concept = resource.get(field)
+        key = (concept_key(concept), concept_name(concept).lower())
+        groups.setdefault(key, []).append(resource)
     return sorted(
         groups.values(), key=lambda g: (concept_name(g[0].get(field)).lower(), resource_key(g[0]))
     )
@@ -880,7 +1017,7 @@ def _medication_names(group: Iterable[Resource], referenced: Mapping[str, Resour
 
 
 def _target_text(target: Mapping[str, Any]) -> str:
-    measure = concept_name(target.get("measure"))
+    measure = readable_text(concept_name(target.get("measure")))
     detail = ""
     if isinstance(target.get("detailQuantity"), Mapping):
         detail = format_quantity(target["detailQuantity"])
@@ -894,6 +1031,40 @@ def _target_text(target: Mapping[str, Any]) -> str:
         detail = concept_name(target["detailCodeableConcept"])
     due = f"by {format_date(target['dueDate'])}" if target.get("dueDate") else ""
     return " ".join(p for p in (measure, detail, due) if p)
+
+
+def _lower_first(text: str) -> str:
+    """'Take 1 tablet…' -> 'take 1 tablet…' (a dosage read after a comma); 'IV …' kept."""
+    first = text.split(" ", 1)[0]
+    if first[:1].isupper() and first[1:].islower():
+        return text[:1].lower() + text[1:]
+    return text
+
+
+def _count_word(count: int) -> str:
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    return words[count].capitalize() if count < len(words) else str(count)
+
+
+def listed(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def date_span(first: str | None, last: str | None) -> str:
+    """Two dates as a short span: '2–6 Mar 2026', '28 Feb–3 Mar 2026', or one date."""
+    a, b = format_date(first), format_date(last)
+    if a == b:
+        return a
+    head, tail = a.split(" "), b.split(" ")
+    if len(head) == 3 and len(tail) == 3:
+        if head[1:] == tail[1:]:
+            return f"{head[0]}–{b}"
+        if head[2] == tail[2]:
+            return f"{head[0]} {head[1]}–{b}"
+    return f"{a} to {b}"
 
 
 def _one_line(text: str) -> str:

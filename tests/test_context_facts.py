@@ -106,41 +106,82 @@ def test_lab_facts_give_first_last_extremes_flags_and_trend():
         lab("k2", "2160-0", "Creatinine", 1.84, "mg/dL", "2026-03-03T06:00:00-05:00", high=1.1),
         lab("k3", "2160-0", "Creatinine", 1.02, "mg/dL", "2026-03-05T06:00:00-05:00", high=1.1),
     ]
-    creatinine = next(f for f in _facts(resources) if f.name == "Creatinine")
+    creatinine = next(f for f in _facts(resources) if f.name == "creatinine")
     assert creatinine.kind is FactKind.LAB
     assert creatinine.text == (
-        "Creatinine: first 1.31 mg/dL (high) on 2 Mar 2026, last 1.02 mg/dL on 5 Mar 2026, "
-        "highest 1.84 mg/dL (high), lowest 1.02 mg/dL (3 results; rose then fell)"
+        "Creatinine rose from 1.31 to a peak of 1.84 mg/dL on 3 Mar 2026, then fell to "
+        "1.02 mg/dL, returning to normal (3 results, 2–5 Mar 2026)"
     )
     assert creatinine.attr("abnormal") == "high"
+    assert creatinine.attr("threshold") == "0.3"  # KDIGO's 0.3 mg/dL
+    assert creatinine.attr("direction") == "peaked"
     assert creatinine.sources == ("Observation/k1", "Observation/k2", "Observation/k3")
+    assert [v.value for v in creatinine.values if v.label == "result"] == ["1.31", "1.84", "1.02"]
 
 
 @pytest.mark.parametrize(
-    ("values", "low", "high", "trend"),
+    ("code", "name", "unit", "values", "low", "high", "course"),
     [
-        ([38.9, 38.1, 37.2, 36.9], 36.1, 37.8, "falling"),  # 2 °C is a lot: judged by the range
-        ([88, 91, 95], 94, 100, "rising"),
-        ([140, 139, 141], 135, 145, "stable"),
-        ([3.3, 3.2, 3.9, 4.3], None, None, "rising"),  # no range: a tenth of the first value
+        # The cases a hospitalist objected to: large changes once called "stable".
+        (
+            "8310-5",
+            "Body temperature",
+            "Cel",
+            [38.9, 38.1, 37.2, 36.9],
+            36.1,
+            37.8,
+            "fell from 38.9 to 36.9 °C, returning to normal",
+        ),
+        (
+            "2708-6",
+            "Oxygen saturation",
+            "%",
+            [88, 91, 95],
+            94,
+            100,
+            "rose from 88% to 95%, returning to normal",
+        ),
+        (
+            "29463-7",
+            "Body weight",
+            "kg",
+            [88.4, 87.1, 86.0, 85.2, 84.5],
+            None,
+            None,
+            "fell from 88.4 to 84.5 kg",
+        ),
+        # Inside the change that matters: stable, with the range of values.
+        (
+            "2951-2",
+            "Sodium",
+            "mmol/L",
+            [140, 139, 141],
+            135,
+            145,
+            "stable at 138 to 141 mmol/L",
+        ),  # with the stay's own 138
+        # A falling haemoglobin in a bleed is never "stable".
+        (
+            "718-7",
+            "Hemoglobin",
+            "g/dL",
+            [10.0, 8.9, 7.9, 8.8],
+            13.5,
+            17.5,
+            "fell from 10 to a low of 7.9 g/dL on 4 Mar 2026, then rose to 8.8 g/dL, still low",
+        ),
     ],
 )
-def test_trend_is_judged_against_the_reference_range(values, low, high, trend):
+def test_trend_words_follow_clinically_meaningful_change(
+    code, name, unit, values, low, high, course
+):
     results = [
-        lab(
-            f"t{i}",
-            "8310-5",
-            "Temperature",
-            v,
-            "Cel",
-            f"2026-03-0{2 + i}T08:00:00-05:00",
-            low=low,
-            high=high,
-        )
+        lab(f"t{i}", code, name, v, unit, f"2026-03-0{2 + i}T08:00:00-05:00", low=low, high=high)
         for i, v in enumerate(values)
     ]
-    fact = next(f for f in _facts([*small_stay(), *results]) if f.name == "Temperature")
-    assert fact.text.endswith(f"({len(values)} results; {trend})")
+    (fact,) = [f for f in _facts([*small_stay(), *results]) if "Observation/t0" in f.sources]
+    assert fact.attr("course") == course
+    assert "stable" not in fact.text or course.startswith("stable")
 
 
 def test_pending_results_and_follow_ups():
@@ -167,7 +208,7 @@ def test_pending_results_and_follow_ups():
     pending = [f.text for f in facts.of_kind(FactKind.PENDING)]
     assert pending == [
         "Blood culture: result not final at discharge (status preliminary, so far: No growth at 2 days)",
-        "Magnesium ordered on 6 Mar 2026: no result recorded by discharge",
+        "Magnesium: ordered on 6 Mar 2026, no result recorded by discharge",
     ]
     follow_ups = [f.text for f in facts.of_kind(FactKind.FOLLOW_UP)]
     assert follow_ups == [

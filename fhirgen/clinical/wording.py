@@ -215,6 +215,7 @@ EPONYMS: frozenset[str] = frozenset(
     "Parkinson Alzheimer Crohn Hodgkin Cushing Addison Graves Barrett Down Guillain Barré Barre "
     "Bell Wilson Huntington Raynaud Kawasaki Lyme Sjögren Sjogren Hashimoto Meniere Ménière "
     "Paget Wernicke Korsakoff Tourette Asperger Achilles Colles Foley Gram "
+    "Bruce Holter Doppler Swan Ganz Glasgow Apgar Braden Wells Caprini Simpson "
     "Epstein Barr Stevens Johnson Kaposi Fallot Bence Jones Rh "
     "Staphylococcus Streptococcus Escherichia Klebsiella Pseudomonas Enterococcus Clostridioides "
     "Clostridium Candida Haemophilus Legionella Salmonella Listeria Neisseria Helicobacter "
@@ -548,6 +549,13 @@ def _shorten(name: str) -> str:
     if high_sensitivity:
         text = f"high-sensitivity {text}"
     return text
+
+
+def readable_text(text: str) -> str:
+    """Free text that quotes LOINC names, made readable: 'Glucose [Mass/volume] in Blood < 108'
+    -> 'Glucose < 108' (bracketed properties and specimen words dropped, codes humanised)."""
+    cleaned = _SPECIMEN_TAIL.sub("", _PROPERTY.sub("", text))
+    return " ".join(humanize(cleaned).split())
 
 
 def test_name(codes: Iterable[str], names: Sequence[str]) -> str:
