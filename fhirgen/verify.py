@@ -17,10 +17,12 @@ says what was dropped and why, per section.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
+from fhirgen.clinical.trends import contradiction
 from fhirgen.documents.base import DocumentKind, Draft, Section, Sentence
 from fhirgen.facts import Fact, FactKind, FactSet
 from fhirgen.lexicon import clinical_words, is_drug
@@ -55,7 +57,12 @@ class VerificationReport:
 
 
 def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, VerificationReport]:
-    """The draft with unsupported sentences removed, and what was removed."""
+    """The draft with unsupported sentences removed, and what was removed.
+
+    A section left empty falls back to its template text. In a section told by topic (the
+    hospital course, one paragraph per problem) a problem whose every sentence was dropped, or
+    that the draft left out, gets its template paragraph, so no problem of the stay is lost.
+    """
     dropped: list[Dropped] = []
     fallbacks: list[str] = []
     sections: list[Section] = []
@@ -74,12 +81,36 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
         if not kept:
             fallbacks.append(spec.key)
             sections.append(kind.template_section(spec.key, facts))
-        else:
-            sections.append(Section(spec.key, spec.title, tuple(kept)))
+            continue
+        template = kind.template_section(spec.key, facts).sentences
+        if any(s.topic for s in template) and draft.backend != "template":
+            kept, filled = _fill_topics(kept, template)
+            fallbacks.extend(f"{spec.key}: {topic}" for topic in filled)
+        sections.append(Section(spec.key, spec.title, tuple(kept)))
     verified = Draft(
         draft.kind, draft.title, tuple(sections), draft.backend, draft.model, draft.usage
     )
     return verified, VerificationReport(draft.kind, tuple(dropped), tuple(fallbacks))
+
+
+def _fill_topics(
+    kept: list[Sentence], template: tuple[Sentence, ...]
+) -> tuple[list[Sentence], list[str]]:
+    """Kept sentences in the template's topic order, template paragraphs where none is kept."""
+    by_topic: dict[str, list[Sentence]] = {}
+    for sentence in kept:
+        by_topic.setdefault(sentence.topic, []).append(sentence)
+    result: list[Sentence] = list(by_topic.pop("", []))
+    filled: list[str] = []
+    for topic in dict.fromkeys(s.topic for s in template if s.topic):
+        if topic in by_topic:
+            result.extend(by_topic.pop(topic))
+        else:
+            result.extend(s for s in template if s.topic == topic)
+            filled.append(topic)
+    for rest in by_topic.values():  # topics the template does not know (kept as written)
+        result.extend(rest)
+    return result, filled
 
 
 def sentence_problem(sentence: Sentence, facts: FactSet, support: _Support | None = None) -> str:
@@ -112,7 +143,63 @@ def sentence_problem(sentence: Sentence, facts: FactSet, support: _Support | Non
                 return f"names the drug {word!r}, which no cited medication or result names"
         elif word not in cited_text:
             return f"names {word!r}, which the cited facts do not"
+    cited = [f for f in (facts.get(c) for c in sentence.cites) if f is not None]
+    return trend_contradiction(text, cited)
+
+
+def trend_contradiction(text: str, cited: Sequence[Fact]) -> str:
+    """Why a sentence's trend words contradict the result series it cites, or ''.
+
+    A sentence citing one series is read whole; one citing several is read clause by clause
+    (split on ';' and ','), each clause against the series whose name it mentions.
+    """
+    series = [f for f in cited if f.kind in (FactKind.LAB, FactKind.VITAL)]
+    if not series:
+        return ""
+    if len(series) == 1:
+        pairs = [(text, series[0])]
+    else:
+        pairs = []
+        for clause in re.split(r"[;,]", text):
+            lowered = clause.lower()
+            owner = next(
+                (f for f in series if any(n.lower() in lowered for n in f.names if n)), None
+            )
+            if owner is not None:
+                pairs.append((clause, owner))
+    for clause, fact in pairs:
+        values = series_values(fact)
+        if len(values) < 2:
+            continue
+        reason = contradiction(
+            clause,
+            values,
+            _number(fact.attr("threshold")),
+            _number(fact.attr("low")),
+            _number(fact.attr("high")),
+        )
+        if reason:
+            return f"trend words contradict {fact.name}: {reason}"
     return ""
+
+
+def series_values(fact: Fact) -> list[float]:
+    """The numbers of a result fact's series, in time order (non-numeric readings skipped)."""
+    found = []
+    for value in fact.values:
+        if value.label != "result":
+            continue
+        number = _number(value.value.lstrip("<>=≤≥~"))
+        if number is not None:
+            found.append(number)
+    return found
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def numbers_in(*texts: str) -> set[str]:

@@ -112,10 +112,12 @@ def paragraphs(sentences: Sequence[Sentence]) -> list[tuple[str, list[Sentence]]
     return groups
 
 
-def listing(items: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
+def listing(items: Sequence[str], sep: str = ", ") -> str:
+    """'a', 'a and b', 'a, b and c'; with ``sep='; '`` clauses: 'a; b; c'."""
     if len(items) <= 1:
         return "".join(items)
+    if sep != ", ":
+        return sep.join(items)
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 

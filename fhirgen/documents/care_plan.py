@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fhirgen.clinical.wording import in_sentence, plain_name
 from fhirgen.documents.base import DocumentKind, SectionSpec, Sentence, absent, each, say
 from fhirgen.facts import Fact, FactKind, FactSet
 
@@ -29,7 +30,7 @@ def activity_facts(facts: FactSet) -> tuple[Fact, ...]:
 def problems(facts: FactSet) -> tuple[Sentence, ...]:
     found = addressed_problems(facts)
     if found:
-        return tuple(say(f"Addresses {f.text}", [f]) for f in found)
+        return tuple(say(f"Addresses {in_sentence(plain_name(f.name))}", [f]) for f in found)
     return absent(facts, "diagnoses") or (
         say(
             "All diagnoses of the stay were resolved by discharge",
