@@ -82,7 +82,13 @@ def test_discharge_drafts_exactly_one_of_each(ehr, system, subscription):
     assert instructions["meta"]["security"][0]["code"] == "AIAST"
     assert instructions["context"]["encounter"] == [{"reference": f"Encounter/{encounter['id']}"}]
     offline_instructions = offline.bundle["entry"][3]["resource"]
-    assert offline_instructions["identifier"] == instructions["identifier"]
+    summary_id = document["identifier"][0]["value"]  # <encounter>.v<EHR version>.discharge-summary
+    assert instructions["identifier"] == [
+        {
+            "system": "urn:fhirgen:draft",
+            "value": summary_id.replace(".discharge-summary", ".patient-instructions"),
+        }
+    ]
     assert summary_text(instructions) == summary_text(offline_instructions)
     (provenance,) = found["Provenance"]
     assert sorted(t["reference"] for t in provenance["target"]) == sorted(
