@@ -10,7 +10,8 @@ A sentence stays only if it
   so an instruction written in a note ("add warfarin") cannot become a medication;
 - is at most ``MAX_SENTENCE_CHARS`` long, in a section of at most ``MAX_SECTION_SENTENCES``.
 
-A section left without sentences, or missing, falls back to its template text. The report
+A sentence the draft already said is dropped. A section left without sentences, or missing,
+falls back to its template text. The report
 says what was dropped and why, per section.
 """
 
@@ -67,11 +68,16 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
     fallbacks: list[str] = []
     sections: list[Section] = []
     support = _Support(facts)
+    said: set[str] = set()
     for spec in kind.sections:
         section = draft.section(spec.key)
         kept: list[Sentence] = []
         for sentence in section.sentences if section else ():
             reason = sentence_problem(sentence, facts, support)
+            folded = " ".join(sentence.text.lower().split())
+            if not reason and folded in said:
+                reason = "says again what the draft already said"
+            said.add(folded)
             if not reason and len(kept) >= MAX_SECTION_SENTENCES:
                 reason = f"section longer than {MAX_SECTION_SENTENCES} sentences"
             if reason:

@@ -24,7 +24,7 @@ from fhirgen.fhir.validation import written_bundle_errors
 from fhirgen.generation import get_generator
 from fhirgen.generation.openai_backend import OpenAIGenerator
 from fhirgen.generation.parsing import parse_sentences
-from fhirgen.generation.prompts import SCHEMA, model_sections, section_prompt
+from fhirgen.generation.prompts import SCHEMA, draft_prompts
 from fhirgen.pipeline import KINDS, StayDraft, draft_stay
 from tests.openai_server import (
     FINGERPRINT,
@@ -43,8 +43,20 @@ from tests.records import small_stay
 KEY = "sk-test-SECRET-0123456789"
 REASON = "Section: Reason for admission."
 INSTRUCTIONS = "Section: Your medicines."  # of the patient instructions
-SUMMARY_PROMPTS = len(model_sections(discharge_summary.KIND))
-PROMPTS = sum(len(model_sections(kind)) for kind in KINDS)
+
+
+def prompts_of(record: PatientRecord) -> list:
+    """Every prompt a stay's drafts make: one per model-written section, and one per problem
+    of the hospital course."""
+    facts = extract_facts(build_context(record, record.get("Encounter/e1")))
+    return [p for kind in KINDS for p in draft_prompts(0, kind, facts)]
+
+
+_SMALL_STAY = PatientRecord("p1", small_stay())
+PROMPTS = len(prompts_of(_SMALL_STAY))
+SUMMARY_PROMPTS = sum(
+    1 for p in prompts_of(_SMALL_STAY) if "Document: Discharge summary." in p.user
+)
 
 
 @pytest.fixture
@@ -96,11 +108,6 @@ def sections(result: StayDraft) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
     }
 
 
-def prompts_of(record: PatientRecord) -> list:
-    facts = extract_facts(build_context(record, record.get("Encounter/e1")))
-    return [section_prompt(0, kind, spec, facts) for kind in KINDS for spec in model_sections(kind)]
-
-
 # -- end to end ---------------------------------------------------------------------------------
 
 
@@ -115,16 +122,26 @@ def test_a_stay_drafted_over_http_keeps_cited_sentences_and_drops_an_invented_dr
     text = document_text(result)
     for prompt in prompts_of(record)[:SUMMARY_PROMPTS]:
         for _, fact_text in facts_in(prompt.user):
-            assert cited_sentence(fact_text) in text
+            assert cited_sentence(fact_text) in text, fact_text
     assert "Chart review: Reason for admission: Community-acquired pneumonia." in text
     assert "warfarin" not in text.lower()
-    assert result.reports[discharge_summary.KIND.key].dropped == ()
+    # The scripted model states the diagnosis in the reason for admission and again in its
+    # course paragraph: the verifier keeps the first and drops the repeat.
+    (repeat,) = result.reports[discharge_summary.KIND.key].dropped
+    assert repeat.section == "hospital_course"
+    assert repeat.text.startswith("Chart review: Community-acquired pneumonia")
+    assert repeat.reason == "says again what the draft already said"
     instructions = document_text(result, patient_instructions.LOINC_CODE)
-    assert "Chart review: New at discharge: Amoxicillin 500 MG Oral Capsule" in instructions
+    assert "Chart review: New at discharge: Amoxicillin 500 mg oral capsule" in instructions
     assert "warfarin" not in instructions.lower()
     dropped = result.reports[patient_instructions.KIND.key].dropped
-    assert [(d.section, d.text) for d in dropped] == [("your_medicines", INVENTED)]
-    assert "10" in dropped[0].reason
+    invented = [d for d in dropped if d.text == INVENTED]
+    assert [d.section for d in invented] == ["your_medicines"]
+    assert "10" in invented[0].reason
+    # Everything else dropped is a "nothing recorded" line the model said in two sections.
+    assert {d.reason for d in dropped if d.text != INVENTED} <= {
+        "says again what the draft already said"
+    }
 
     plan = next(
         e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"

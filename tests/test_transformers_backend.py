@@ -26,8 +26,8 @@ from fhirgen.generation.prompts import (
     RESPONSE_PREFIX,
     SYSTEM,
     Prompt,
+    draft_prompts,
     model_sections,
-    section_prompt,
 )
 from fhirgen.pipeline import KINDS, StayRequest, draft_stay, draft_stays
 from tests.conftest import SAMPLES
@@ -71,7 +71,8 @@ def small_facts():
 
 
 def section_prompts(facts) -> list[Prompt]:
-    return [section_prompt(0, kind, spec, facts) for kind in KINDS for spec in model_sections(kind)]
+    """Every prompt of a stay's drafts: a model-written section's, one per course problem."""
+    return [p for kind in KINDS for p in draft_prompts(0, kind, facts)]
 
 
 def sample_stay(name: str) -> StayRequest:
@@ -138,17 +139,24 @@ def test_a_tiny_model_drafts_a_stay_end_to_end(taught):
     # Every answer parsed to sentences (the parser may still note that the continuation of
     # RESPONSE_PREFIX is not a whole JSON object on its own).
     assert not any("no JSON" in p for p in summary.usage["parse_problems"].values())
-    written = {spec.key for kind in KINDS for spec in model_sections(kind)}
-    for draft in result.drafts.values():
-        for section, sentence in draft.sentences():
-            assert sentence.cites and all(c in result.facts.ids for c in sentence.cites)
-            if section.key in written:
-                assert sentence.text == supported, section.key
+    facts = small_facts()
     for kind in KINDS:
+        draft = result.drafts[kind.key]
+        templates = {
+            s for spec in kind.sections for s in kind.template_section(spec.key, facts).sentences
+        }
+        for _, sentence in draft.sentences():
+            assert sentence.cites and all(c in result.facts.ids for c in sentence.cites)
+            assert sentence.text == supported or sentence in templates, sentence
         report = result.reports[kind.key]
-        assert [d.text for d in report.dropped] == [unsupported] * len(model_sections(kind))
-        assert all("7.5" in d.reason for d in report.dropped), report.dropped
-        assert report.fallbacks == ()
+        prompts = len(draft_prompts(0, kind, facts))
+        invented = [d for d in report.dropped if d.text == unsupported]
+        assert len(invented) == prompts and all("7.5" in d.reason for d in invented)
+        # The model says the same true sentence to every prompt: kept once, then dropped.
+        repeats = [d for d in report.dropped if d.text == supported]
+        assert len(repeats) == prompts - 1
+        assert {d.reason for d in repeats} <= {"says again what the draft already said"}
+        assert sum(s.text == supported for _, s in draft.sentences()) == 1
     evaluation = evaluate_stay(result)
     assert evaluation.passed, evaluation
     (device,) = [
@@ -163,7 +171,14 @@ def test_a_random_tiny_model_drafts_sample_stays(tiny):
     generator = TransformersGenerator(tiny, max_new_tokens=12, batch_size=4)
     requests = [sample_stay("heart-failure"), sample_stay("pneumonia")]
     results = draft_stays(requests, generator, identifier_system="urn:x")
-    assert generator.batch_sizes == [4, 4, 4, 4, 2]  # 2 stays x 9 sections, longest first
+    # One prompt per model-written section and per course problem, in batches of 4.
+    prompts = sum(
+        len(draft_prompts(0, kind, extract_facts(build_context(r.record, r.encounter))))
+        for r in requests
+        for kind in KINDS
+    )
+    assert prompts > 18  # more than 2 stays x 9 sections: the course is told per problem
+    assert generator.batch_sizes == [4] * (prompts // 4) + ([prompts % 4] if prompts % 4 else [])
     for result in results:
         assert not isinstance(result, Exception), result
         usage = result.drafts["discharge-summary"].usage
@@ -173,9 +188,9 @@ def test_a_random_tiny_model_drafts_sample_stays(tiny):
                 assert sentence.cites and all(c in result.facts.ids for c in sentence.cites)
         # Random text parses to nothing: each model section falls back to its template.
         for kind in KINDS:
-            assert set(result.reports[kind.key].fallbacks) >= {
-                spec.key for spec in model_sections(kind)
-            }
+            # (the course falls back problem by problem: "hospital_course: <problem>")
+            fallbacks = {f.split(":")[0] for f in result.reports[kind.key].fallbacks}
+            assert fallbacks >= {spec.key for spec in model_sections(kind)}
         assert evaluate_stay(result).passed
 
 
@@ -371,7 +386,8 @@ def test_smollm2_drafts_a_stay(smollm2):
     )
     usage = result.drafts["discharge-summary"].usage
     assert usage["prompt_tokens"] > 0 and usage["output_tokens"] > 0, sample
-    assert generator.batch_sizes == [6, 3], sample  # 9 model-written sections
+    prompts = sum(len(draft_prompts(0, kind, small_facts())) for kind in KINDS)
+    assert generator.batch_sizes == [6] * (prompts // 6) + ([prompts % 6] if prompts % 6 else [])
     for draft in result.drafts.values():
         for _, sentence in draft.sentences():
             assert sentence.cites, sample

@@ -91,7 +91,8 @@ class OnlySaysTheStay:
     def draft(self, kind, facts):
         stay = facts.of_kind(FactKind.STAY)[0]
         sections = tuple(
-            Section(spec.key, spec.title, (Sentence(stay.text + ".", (stay.id,)),))
+            # A different true sentence in each section (a repeat would be dropped).
+            Section(spec.key, spec.title, (Sentence(f"{stay.text}: {spec.title}.", (stay.id,)),))
             for spec in kind.sections
         )
         return Draft(kind.key, kind.title, sections, self.name, self.model)
@@ -112,6 +113,7 @@ def test_eval_fails_a_draft_that_leaves_out_the_chart():
     # the diagnosis is told there; what the backend left out elsewhere is still caught.
     assert result.reports["discharge-summary"].fallbacks == (
         "hospital_course: Community-acquired pneumonia",
+        "hospital_course: Other findings",
     )
     assert evaluation.coverage["diagnoses"].missing == ()
     assert evaluation.coverage["procedures"].missing == ("Plain chest X-ray",)

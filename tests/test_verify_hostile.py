@@ -116,8 +116,12 @@ def test_an_empty_answer_falls_back_to_the_template(pneumonia, facts):
     result = _draft(pneumonia, lambda prompt: "")
     summary = result.drafts["discharge-summary"]
     assert summary.section("hospital_course") == SUMMARY.template_section("hospital_course", facts)
-    assert "hospital_course" in result.reports["discharge-summary"].fallbacks
-    assert summary.usage["parse_problems"]["hospital_course"] == "empty answer"
+    # The course is told problem by problem: each problem's paragraph fell back on its own.
+    fallbacks = result.reports["discharge-summary"].fallbacks
+    assert "hospital_course: Community-acquired pneumonia" in fallbacks
+    assert "hospital_course: Hypoxemia" in fallbacks
+    problems = summary.usage["parse_problems"]
+    assert problems["hospital_course: Community-acquired pneumonia"] == "empty answer"
 
 
 def test_truncated_json_keeps_the_complete_sentences(pneumonia, facts):
@@ -125,10 +129,10 @@ def test_truncated_json_keeps_the_complete_sentences(pneumonia, facts):
     good = {"text": "The stay lasted 3 days.", "cites": [stay.id]}
     truncated = json.dumps({"sentences": [good]})[:-2] + ', {"text": "The pati'
     result = _draft(
-        pneumonia, lambda prompt: truncated if prompt.key[1] == "hospital_course" else ""
+        pneumonia, lambda prompt: truncated if prompt.key[1] == "reason_for_admission" else ""
     )
-    course = result.drafts["discharge-summary"].section("hospital_course")
-    assert [s.text for s in course.sentences] == ["The stay lasted 3 days."]
+    reason = result.drafts["discharge-summary"].section("reason_for_admission")
+    assert [s.text for s in reason.sentences] == ["The stay lasted 3 days."]
 
 
 def test_a_manipulated_model_changes_nothing_in_the_chart(pneumonia, facts):

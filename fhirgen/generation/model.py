@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from fhirgen.documents.base import DocumentKind, Draft, Section
+from fhirgen.documents.base import DocumentKind, Draft, Section, Sentence
 from fhirgen.facts import FactSet
 from fhirgen.generation.parsing import parse_sentences
-from fhirgen.generation.prompts import RESPONSE_PREFIX, Prompt, model_sections, section_prompt
+from fhirgen.generation.prompts import (
+    COURSE_SECTION,
+    RESPONSE_PREFIX,
+    Prompt,
+    draft_prompts,
+)
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,9 @@ class ModelBackend:
         """Drafts for many stays at once: every model-written section of every request is one
         prompt, and all prompts go to ``complete_many`` together."""
         prompts = [
-            section_prompt(index, kind, spec, facts)
+            prompt
             for index, (kind, facts) in enumerate(requests)
-            for spec in model_sections(kind)
+            for prompt in draft_prompts(index, kind, facts)
         ]
         started = time.perf_counter()
         completions = self.complete_many(prompts) if prompts else []
@@ -59,16 +64,28 @@ class ModelBackend:
         for index, (kind, facts) in enumerate(requests):
             sections: list[Section] = []
             problems: dict[str, str] = {}
-            used = [c for (i, _), c in answers.items() if i == index]
+            used = [c for (i, _, _), c in answers.items() if i == index]
             for spec in kind.sections:
-                answer = answers.get((index, spec.key))
-                if answer is None:
+                mine = {k: c for k, c in answers.items() if k[0] == index and k[1] == spec.key}
+                if not mine:
                     sections.append(kind.template_section(spec.key, facts))
                     continue
-                parsed = parse_sentences(answer.text, prefix=RESPONSE_PREFIX)
-                if parsed.problem:
-                    problems[spec.key] = parsed.problem
-                sections.append(Section(spec.key, spec.title, parsed.sentences))
+                written: list[Sentence] = []
+                if spec.key == COURSE_SECTION:
+                    # The stay's opening line and the "other findings" stay template text;
+                    # each problem's paragraph is the model's.
+                    template = kind.template_section(spec.key, facts).sentences
+                    written.extend(s for s in template if not s.topic)
+                for (_, _, topic), answer in mine.items():
+                    parsed = parse_sentences(answer.text, prefix=RESPONSE_PREFIX)
+                    if parsed.problem:
+                        problems[f"{spec.key}: {topic}" if topic else spec.key] = parsed.problem
+                    written.extend(replace(s, topic=topic) for s in parsed.sentences)
+                if spec.key == COURSE_SECTION:
+                    written.extend(
+                        s for s in template if s.topic and s.topic not in {k[2] for k in mine}
+                    )
+                sections.append(Section(spec.key, spec.title, tuple(written)))
             usage = {
                 "prompts": len(used),
                 "prompt_tokens": sum(c.prompt_tokens for c in used),

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from fhirgen.clinical.course import ProblemCourse, plan_course
 from fhirgen.documents.base import DocumentKind, SectionSpec
 from fhirgen.facts import Fact, FactKind, FactSet
 
 NOTE_EXCERPT_CHARS = 1200
+PROBLEM_NOTE_EXCERPT_CHARS = 600  # one prompt per problem: shorter quotes of the same notes
+COURSE_SECTION = "hospital_course"  # told problem by problem (fhirgen.clinical.course)
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -77,9 +80,9 @@ SECTION_FACTS: dict[str, tuple[FactKind, ...]] = {
 
 @dataclass(frozen=True)
 class Prompt:
-    """One model call: chat messages, and which draft section the answer belongs to."""
+    """One model call: chat messages, and which part of which draft the answer belongs to."""
 
-    key: tuple[int, str]  # (index of the request, section key)
+    key: tuple[int, str, str]  # (index of the request, section key, topic or "")
     system: str
     user: str
     fact_ids: tuple[str, ...]
@@ -94,6 +97,23 @@ def model_sections(kind: DocumentKind) -> tuple[SectionSpec, ...]:
     return tuple(spec for spec in kind.sections if spec.key in SECTION_FACTS)
 
 
+def draft_prompts(index: int, kind: DocumentKind, facts: FactSet) -> list[Prompt]:
+    """Every prompt of one document of one stay, in section order."""
+    return [p for spec in model_sections(kind) for p in section_prompts(index, kind, spec, facts)]
+
+
+def section_prompts(
+    index: int, kind: DocumentKind, spec: SectionSpec, facts: FactSet
+) -> list[Prompt]:
+    """The prompts for one section of one stay: one, or one per problem of the course."""
+    if spec.key == COURSE_SECTION:
+        return [
+            problem_prompt(index, kind, spec, facts, problem)
+            for problem in plan_course(facts).problems
+        ]
+    return [section_prompt(index, kind, spec, facts)]
+
+
 def section_prompt(index: int, kind: DocumentKind, spec: SectionSpec, facts: FactSet) -> Prompt:
     """The prompt for one section of one stay."""
     wanted = SECTION_FACTS[spec.key]
@@ -102,18 +122,42 @@ def section_prompt(index: int, kind: DocumentKind, spec: SectionSpec, facts: Fac
         chosen = [
             f for f in chosen if f.kind is not FactKind.ABSENT or f.attr("about") == "disposition"
         ]
+    intro = [f"Document: {kind.title}.", f"Section: {spec.title}. {spec.guidance}"]
+    return _prompt((index, spec.key, ""), intro, chosen, NOTE_EXCERPT_CHARS)
+
+
+def problem_prompt(
+    index: int, kind: DocumentKind, spec: SectionSpec, facts: FactSet, problem: ProblemCourse
+) -> Prompt:
+    """The prompt for one problem's paragraph of the hospital course: that problem's facts
+    only (and the notes, quoted), so the model tells one problem at a time."""
+    chosen = [problem.problem, *problem.items, *problem.changes]
+    notes = list(facts.of_kind(FactKind.NOTE))
+    intro = [
+        f"Document: {kind.title}.",
+        f"Section: {spec.title}, the paragraph about one problem: {problem.topic}.",
+        spec.guidance,
+        "Do not start with the problem's name: it is the paragraph's heading.",
+    ]
+    return _prompt(
+        (index, spec.key, problem.topic), intro, [*chosen, *notes], PROBLEM_NOTE_EXCERPT_CHARS
+    )
+
+
+def _prompt(
+    key: tuple[int, str, str], intro: list[str], chosen: list[Fact], excerpt_chars: int
+) -> Prompt:
     lines = [_fact_line(f) for f in chosen if f.kind is not FactKind.NOTE]
     notes = [f for f in chosen if f.kind is FactKind.NOTE]
     parts = [
-        f"Document: {kind.title}.",
-        f"Section: {spec.title}. {spec.guidance}",
+        *intro,
         "Write 1 to 6 short sentences in plain clinical English.",
         "<facts>",
         *lines,
         "</facts>",
     ]
     for note in notes:
-        excerpt = note.attr("excerpt")[:NOTE_EXCERPT_CHARS]
+        excerpt = note.attr("excerpt")[:excerpt_chars]
         parts += [
             f"Note {note.id} ({note.text}), quoted chart data:",
             "<chart-data>",
@@ -122,7 +166,7 @@ def section_prompt(index: int, kind: DocumentKind, spec: SectionSpec, facts: Fac
         ]
     parts.append("Answer with the JSON object only.")
     return Prompt(
-        key=(index, spec.key),
+        key=key,
         system=SYSTEM,
         user="\n".join(parts),
         fact_ids=tuple(f.id for f in chosen),
