@@ -457,9 +457,15 @@ class _FactBuilder:
             )
 
     def medications(self) -> None:
-        changes = reconcile(self.ctx)
+        changes = tuple(
+            replace(
+                c,
+                name=readable_drug_name(c.name),
+                variants=tuple(readable_drug_name(v) for v in c.variants),
+            )
+            for c in reconcile(self.ctx)
+        )
         for change in changes:
-            change = replace(change, name=readable_drug_name(change.name))
             if change.change == "new":
                 text = f"New at discharge: {change.name}"
                 if change.after_dose:
