@@ -126,18 +126,22 @@ def test_patient_instructions_are_their_own_preliminary_document(bundle):
     assert plain.startswith("PATIENT INSTRUCTIONS - AI-GENERATED DRAFT\n")
     assert (
         "YOUR MEDICINES\n"
-        "Start taking Amoxicillin 500 MG Oral Capsule. [1]\n"
-        "How to use it: 500 mg by mouth three times daily for 5 days. [1]\n"
-        "Keep taking Lisinopril 10 MG Oral Tablet as before. [2]\n"
+        "Start taking amoxicillin 500 mg oral capsule. [1]\n"
+        "How to take it: 500 mg by mouth three times daily for 5 days. [1]\n"
+        "Keep taking lisinopril 10 mg oral tablet as before. [2]\n"
         "Tell everyone who treats you that you are allergic to penicillin. [3]\n"
     ) in plain
     assert (
         "APPOINTMENTS AND TESTS\n"
         "Go to your appointment: Primary care follow-up on 13 Mar 2026 at 10:00. [4]\n"
     ) in plain
-    assert "WARNING SIGNS\nIf you feel worse" in plain
-    assert "YOUR GOALS\nNo care goals are recorded. [6]\n" in plain
-    assert "<h2>Your medicines</h2>" in html and 'id="src-6"' in html
+    # The pneumonia's warning signs, citing the diagnosis, then the general line.
+    assert (
+        "WARNING SIGNS\nCall your doctor if your fever comes back, your cough gets worse, or you "
+        "find it hard to breathe. [5][6][7]\nIf you feel worse" in plain
+    )
+    assert "YOUR GOALS\nYour care team did not write down goals for you. [9]\n" in plain
+    assert "<h2>Your medicines</h2>" in html and 'id="src-9"' in html
 
 
 def test_care_plan_is_a_draft_assess_plan_linked_to_its_sources(bundle):

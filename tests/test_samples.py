@@ -180,11 +180,15 @@ def test_empty_sections_say_so_plainly(drafts):
     (plan,) = _resources(drafts, CHEST_PAIN, "CarePlan")
     assert "No care goals are recorded." in plan["text"]["div"]
     instructions = _instructions(drafts, CHEST_PAIN)
+    # The same absences, in words a patient reads.
     assert _statements(instructions, "Appointments and tests") == [
-        "No follow-up appointments or referrals are recorded.",
-        "No results were pending at discharge.",
+        "No visits are booked for you yet.",
+        "Ask your doctor when to come back.",
+        "All your test results were back before you left the hospital.",
     ]
-    assert _statements(instructions, "Your goals") == ["No care goals are recorded."]
+    assert _statements(instructions, "Your goals") == [
+        "Your care team did not write down goals for you."
+    ]
 
 
 def test_hip_fracture_disposition_goal_and_care_plan(drafts):
@@ -291,7 +295,7 @@ def test_heart_failure_patient_instructions(drafts):
     assert text.startswith("PATIENT INSTRUCTIONS - AI-GENERATED DRAFT\n")
     assert _statements(text, "Your medicines") == [
         "Start taking spironolactone 25 mg tablet.",
-        "How to use it: Take 1 tablet (25 mg total) by mouth daily.",
+        "How to take it: take 1 tablet (25 mg total) by mouth daily.",
         "Take furosemide 40 mg tablet in a new way.",
         "From now on, take 1 tablet (40 mg total) by mouth 2 times daily.",
         "Take metoprolol succinate XL 50 mg 24 hr tablet in a new way.",
@@ -307,8 +311,13 @@ def test_heart_failure_patient_instructions(drafts):
         "We are waiting for some test results: Magnesium.",
         "Your doctor will tell you the results.",
     ]
+    # Each problem's warning signs (heart failure, then the kidney injury), then the general one.
     assert _statements(text, "Warning signs") == [
-        "If you feel worse, or have a new problem, call your doctor or come back to the hospital."
+        "Weigh yourself each morning.",
+        "Call your doctor if your weight goes up quickly, your legs or belly swell, or you get "
+        "more short of breath.",
+        "Call your doctor if you pass much less urine than usual, or your legs swell.",
+        "If you feel worse or have a new problem, call your doctor or come back to the hospital.",
     ]
     assert _statements(text, "Your goals") == [
         "Your goal: Daily weight within 1 kg of dry weight (84.5 kg)."

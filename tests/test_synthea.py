@@ -42,5 +42,13 @@ def test_eval_passes_on_every_stay(synthea, run_cli):
     assert overall["unknown_citations"] == 0
     assert overall["sections_missing"] == 0
     assert all(pct == 100.0 for pct in overall["mentioned_percent"].values() if pct is not None)
+    # What a physician objects to, on records nobody here wrote: none of it, and the
+    # template's own text never needs the verifier.
+    assert overall["repeated_sentences"] == 0
+    assert overall["raw_codes"] == 0
+    assert overall["trend_contradictions"] == 0
+    assert overall["body_words_median"] <= 700 and overall["body_words_p95"] <= 1000
+    assert overall["reading_ease_min"] >= 60
+    assert all(stay["dropped_by_verifier"] == 0 for stay in json.loads(result.stdout)["stays"])
     mentioned = overall["mentioned"]
     assert mentioned["discharge_medications"][1] > 0 and mentioned["procedures"][1] > 0

@@ -43,6 +43,9 @@ class Family:
     drugs: str = ""  # regex on a drug's names: its treatment
     procedures: str = ""  # regex on procedure and report names: its work-up and treatment
     claim_order: int = 2  # 0 claims first (most specific)
+    # When a patient should call or come back, in plain words (patient instructions); no
+    # numbers, drug or diagnosis names, which the verifier would not find in the chart.
+    warning: str = ""
 
     def claims(self, what: str, names: Iterable[str]) -> bool:
         """Whether an item (``result``, ``drug`` or ``procedure``) with these names is ours."""
@@ -96,6 +99,10 @@ FAMILIES: tuple[Family, ...] = (
         drugs=r"insulin|metformin|glipizide|glyburide|glimepiride|\w*gliptin|\w*gliflozin|"
         r"\w*glutide|pioglitazone|dextrose",
         claim_order=1,
+        warning=(
+            "Check your blood sugar as you were shown. Call your doctor if it stays high, or "
+            "if you are sick and cannot eat or drink."
+        ),
     ),
     Family(
         "kidney",
@@ -106,6 +113,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=r"sodium bicarbonate|sevelamer|calcitriol",
         procedures=r"dialysis|renal|kidney|bladder scan",
         claim_order=1,
+        warning="Call your doctor if you pass much less urine than usual, or your legs swell.",
     ),
     Family(
         "gi-bleed",
@@ -115,6 +123,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=r"pantoprazole|omeprazole|esomeprazole|octreotide|tranexamic|red (blood )?cell",
         procedures=r"endoscop|gastroscop|\begd\b|colonoscop|transfusion|banding",
         claim_order=1,
+        warning="Get help at once if you vomit blood, or your stools turn black or bloody.",
     ),
     Family(
         "anemia",
@@ -126,6 +135,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=r"ferrous|iron|epoetin|darbepoetin|cyanocobalamin|folic",
         procedures=r"transfusion",
         claim_order=1,
+        warning="Call your doctor if you feel very tired, dizzy or short of breath.",
     ),
     Family(
         "heart-failure",
@@ -139,6 +149,10 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"echocardiog|\becho\b|chest x-?ray|radiograph of chest|chest radiograph|"
         r"xr chest",
         claim_order=2,
+        warning=(
+            "Weigh yourself each morning. Call your doctor if your weight goes up quickly, "
+            "your legs or belly swell, or you get more short of breath."
+        ),
     ),
     Family(
         "acs",
@@ -151,6 +165,9 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"\becg\b|\bekg\b|electrocardiog|stress|angiogra|catheteri[sz]ation|"
         r"\bpci\b|coronary|echocardiog",
         claim_order=2,
+        warning=(
+            "Call an ambulance at once if chest pain comes back and does not go away with rest."
+        ),
     ),
     Family(
         "arrhythmia",
@@ -162,6 +179,7 @@ FAMILIES: tuple[Family, ...] = (
         r"flecainide|apixaban|rivaroxaban|dabigatran|edoxaban|warfarin",
         procedures=r"\becg\b|\bekg\b|electrocardiog|cardioversion|ablation|pacemaker|holter",
         claim_order=2,
+        warning="Call your doctor if your heart races or skips, you feel faint, or you pass out.",
     ),
     Family(
         "copd",
@@ -176,6 +194,10 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"nebuli[sz]|bipap|cpap|non-?invasive ventilation|\bniv\b|spirometr|"
         r"inhal",
         claim_order=2,
+        warning=(
+            "Call your doctor if you are more short of breath than usual, or need your "
+            "reliever inhaler more often."
+        ),
     ),
     Family(
         "covid",
@@ -188,6 +210,7 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"oxygen|ventilat|intubat|chest x-?ray|radiograph of chest|xr chest|"
         r"ct (of )?chest",
         claim_order=2,
+        warning="Get help at once if you find it hard to breathe or your lips turn blue.",
     ),
     Family(
         "pneumonia",
@@ -202,6 +225,10 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"chest x-?ray|radiograph of chest|chest radiograph|xr chest|ct (of )?chest|"
         r"oxygen|sputum|blood culture",
         claim_order=2,
+        warning=(
+            "Call your doctor if your fever comes back, your cough gets worse, or you find it"
+            " hard to breathe."
+        ),
     ),
     Family(
         "sepsis",
@@ -213,6 +240,10 @@ FAMILIES: tuple[Family, ...] = (
         drugs=_ANTIBIOTICS + r"|norepinephrine|vasopressin|phenylephrine|epinephrine",
         procedures=r"blood culture|central line|culture",
         claim_order=3,
+        warning=(
+            "Get help at once if you get a fever or chills, feel confused, or feel much more "
+            "unwell."
+        ),
     ),
     Family(
         "uti",
@@ -223,6 +254,10 @@ FAMILIES: tuple[Family, ...] = (
         drugs=_ANTIBIOTICS,
         procedures=r"urine culture|urinalysis|catheter",
         claim_order=2,
+        warning=(
+            "Call your doctor if it burns when you pass urine, or you get a fever or pain in "
+            "your back."
+        ),
     ),
     Family(
         "cellulitis",
@@ -233,6 +268,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=_ANTIBIOTICS,
         procedures=r"incision|drainage|debridement|wound",
         claim_order=2,
+        warning="Call your doctor if the redness spreads, or the skin gets hotter or more painful.",
     ),
     Family(
         "hip-fracture",
@@ -246,6 +282,10 @@ FAMILIES: tuple[Family, ...] = (
         r"physical therap|physiotherap|occupational therap|x-?ray of (hip|pelvis|femur)|splint|"
         r"cast",
         claim_order=2,
+        warning=(
+            "Call your doctor if your wound gets red, hot or leaks, your leg swells, or the "
+            "pain gets worse."
+        ),
     ),
     Family(
         "stroke",
@@ -258,6 +298,10 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"ct (of )?(head|brain)|mri (of )?(head|brain)|thrombectomy|carotid|"
         r"swallow|speech",
         claim_order=2,
+        warning=(
+            "Call an ambulance at once if you get new weakness, a drooping face, or trouble "
+            "speaking."
+        ),
     ),
     Family(
         "hypoxemia",
@@ -268,6 +312,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=r"oxygen",
         procedures=r"oxygen|ventilat|intubat|bipap|cpap|high[- ]flow",
         claim_order=1,
+        warning="Get help at once if you find it hard to breathe or your lips turn blue.",
     ),
     Family(
         "hypotension",
@@ -278,6 +323,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=r"midodrine|fludrocortisone|norepinephrine|phenylephrine|vasopressin|"
         r"lactated ringer|sodium chloride 0.9|normal saline",
         claim_order=1,
+        warning="Stand up slowly. Call your doctor if you feel faint or dizzy.",
     ),
     Family(
         "dehydration",
@@ -287,6 +333,9 @@ FAMILIES: tuple[Family, ...] = (
         results=r"urine specific gravity|urine output",
         drugs=r"lactated ringer|sodium chloride|normal saline|dextrose|plasma-lyte",
         claim_order=2,
+        warning=(
+            "Drink enough to keep your urine pale. Call your doctor if you cannot keep fluids down."
+        ),
     ),
     Family(
         "pain-opioids",
@@ -295,6 +344,10 @@ FAMILIES: tuple[Family, ...] = (
         names=r"overdose|poisoning|opioid",
         drugs=r"naloxone|buprenorphine|methadone",
         claim_order=1,
+        warning=(
+            "Take your medicines only as your doctor told you. Get help at once if someone "
+            "cannot wake you."
+        ),
     ),
     Family(
         "cancer",
@@ -310,6 +363,7 @@ FAMILIES: tuple[Family, ...] = (
         r"lobectomy|mastectomy|colectomy|prostatectomy|computed tomography|\bct\b|\bpet\b|"
         r"oncolog|port insertion",
         claim_order=3,
+        warning="Call your care team if you get a fever, new pain, or cannot eat or drink.",
     ),
     Family(
         "dental",
@@ -319,6 +373,10 @@ FAMILIES: tuple[Family, ...] = (
         drugs=_OPIOIDS + r"|acetaminophen|paracetamol|ibuprofen|chlorhexidine|amoxicillin",
         procedures=r"tooth|teeth|dental|extraction|wisdom|oral surgery",
         claim_order=1,
+        warning=(
+            "Call your dentist if your mouth keeps oozing blood, or your face swells, or you "
+            "get a fever."
+        ),
     ),
     Family(
         "joint",
@@ -331,6 +389,10 @@ FAMILIES: tuple[Family, ...] = (
         procedures=r"arthroplasty|joint replacement|knee replacement|hip replacement|arthroscop|"
         r"manipulation of joint|ligament|tendon|meniscectomy|physical therap|physiotherap",
         claim_order=1,
+        warning=(
+            "Call your doctor if your wound gets red, hot or leaks, your leg swells, or the "
+            "pain gets worse."
+        ),
     ),
     Family(
         "sleep-apnea",
@@ -349,6 +411,7 @@ FAMILIES: tuple[Family, ...] = (
         drugs=_OPIOIDS + r"|acetaminophen|paracetamol|ibuprofen|naproxen|gabapentin|pregabalin|"
         r"sumatriptan|\w+triptan\b|topiramate|duloxetine",
         claim_order=3,
+        warning="Call your doctor if your pain gets worse, or your medicine does not help.",
     ),
     Family(
         "hypertension",

@@ -8,8 +8,35 @@ reach (``fhirgen.clinical.readability``, with medicine and test names counted as
 
 from __future__ import annotations
 
-from fhirgen.documents.base import DocumentKind, SectionSpec, Sentence, absent, listing, say
+import re
+
+from fhirgen.clinical.course import plan_course
+from fhirgen.clinical.lexicon import FAMILIES
+from fhirgen.clinical.wording import in_sentence
+from fhirgen.documents.base import DocumentKind, SectionSpec, Sentence, listing, say
 from fhirgen.facts import Fact, FactKind, FactSet
+from fhirgen.medications import readable_drug_name
+
+# "Nothing recorded" in words a patient reads, citing the same absence facts as the summary.
+_NOTHING = {
+    "discharge-medications": "We have no list of medicines for you. Ask your doctor which "
+    "medicines to take",
+    "follow-up": "No visits are booked for you yet. Ask your doctor when to come back",
+    "pending": "All your test results were back before you left the hospital",
+    "goals": "Your care team did not write down goals for you",
+}
+
+
+def _nothing(facts: FactSet, about: str) -> tuple[Sentence, ...]:
+    fact = facts.absent(about)
+    if fact is None:
+        return ()
+    return tuple(say(part, [fact]) for part in _NOTHING[about].split(". "))
+
+
+def _drug(fact: Fact) -> str:
+    return in_sentence(readable_drug_name(fact.name))
+
 
 LOINC_CODE = "8653-8"
 LOINC_DISPLAY = "Hospital discharge instructions"
@@ -28,6 +55,11 @@ def _after(fact: Fact) -> str:
     return next((v.value for v in fact.values if v.label == "after"), "")
 
 
+def _lower(text: str) -> str:
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first[1:].islower() else text
+
+
 def medicines(facts: FactSet) -> tuple[Sentence, ...]:
     """What changed: medicines to start, to take differently, to stop, and to keep taking."""
     found = sorted(
@@ -38,22 +70,23 @@ def medicines(facts: FactSet) -> tuple[Sentence, ...]:
     for fact in found:
         change, after = fact.attr("change"), _after(fact)
         if change == "new":
-            sentences.append(say(f"Start taking {fact.name}", [fact]))
+            sentences.append(say(f"Start taking {_drug(fact)}", [fact]))
             if after:
-                sentences.append(say(f"How to use it: {after}", [fact]))
+                sentences.append(say(f"How to take it: {_lower(after)}", [fact]))
         elif change == "changed":
             if after:
-                sentences.append(say(f"Take {fact.name} in a new way", [fact]))
-                sentences.append(say(f"From now on, {after[:1].lower()}{after[1:]}", [fact]))
+                sentences.append(say(f"Take {_drug(fact)} in a new way", [fact]))
+                sentences.append(say(f"From now on, {_lower(after)}", [fact]))
             else:
-                sentences.append(say(f"Your doctor changed how you take {fact.name}", [fact]))
+                sentences.append(say(f"Your doctor changed how you take {_drug(fact)}", [fact]))
         elif change == "stopped":
-            sentences.append(say(f"Stop taking {fact.name}", [fact]))
+            sentences.append(say(f"Stop taking {_drug(fact)}", [fact]))
     kept = [f for f in found if f.attr("change") == "continued"]
     if kept:
-        sentences.append(say(f"Keep taking {listing([f.name for f in kept])} as before", kept))
+        names = listing([_drug(f) for f in kept])
+        sentences.append(say(f"Keep taking {names} as before", kept))
     if not any(f.attr("change") != "stopped" for f in found):
-        sentences[:0] = absent(facts, "discharge-medications")
+        sentences[:0] = _nothing(facts, "discharge-medications")
     allergies = facts.of_kind(FactKind.ALLERGY)
     if allergies:
         names = listing([a.name for a in allergies])
@@ -76,19 +109,31 @@ def appointments(facts: FactSet) -> tuple[Sentence, ...]:
         names = listing(list(dict.fromkeys(p.name for p in pending)))
         sentences.append(say(f"We are waiting for some test results: {names}", pending))
         sentences.append(say("Your doctor will tell you the results", pending))
-    return tuple(sentences) or (*absent(facts, "follow-up"), *absent(facts, "pending"))
+    return tuple(sentences) or (*_nothing(facts, "follow-up"), *_nothing(facts, "pending"))
 
 
 def warning_signs(facts: FactSet) -> tuple[Sentence, ...]:
-    """When to get help: for now one general sentence, citing the stay."""
-    # Problem-specific warning signs (per diagnosis of the stay) come from the clinical lexicon.
-    return (
+    """When to get help: the warning signs of each problem of the stay, then a general line."""
+    sentences: list[Sentence] = []
+    said: set[str] = set()
+    reasons = facts.of_kind(FactKind.REASON)  # the symptoms the warning signs speak of
+    for problem in plan_course(facts).problems:
+        family = next((f for f in FAMILIES if f.key == problem.family), None)
+        if family is None or not family.warning or family.warning in said:
+            continue
+        said.add(family.warning)
+        # Cited with the problem's results and the presenting symptoms: a warning about weight
+        # or fever rests on the weights and the fever the chart records.
+        for part in re.split(r"(?<=\.) ", family.warning):
+            sentences.append(say(part, [problem.problem, *problem.results, *reasons]))
+    sentences.append(
         say(
-            "If you feel worse, or have a new problem, call your doctor or come back to the "
+            "If you feel worse or have a new problem, call your doctor or come back to the "
             "hospital",
             facts.of_kind(FactKind.STAY),
-        ),
+        )
     )
+    return tuple(sentences)
 
 
 def goals(facts: FactSet) -> tuple[Sentence, ...]:
@@ -98,7 +143,7 @@ def goals(facts: FactSet) -> tuple[Sentence, ...]:
     if activities:
         names = listing(list(dict.fromkeys(a.name for a in activities)))
         sentences.append(say(f"Keep up the plan you started in the hospital: {names}", activities))
-    return tuple(sentences) or absent(facts, "goals")
+    return tuple(sentences) or _nothing(facts, "goals")
 
 
 def plain_names(facts: FactSet) -> tuple[str, ...]:
