@@ -12,7 +12,6 @@ import re
 
 from fhirgen.clinical.course import plan_course
 from fhirgen.clinical.lexicon import FAMILIES
-from fhirgen.clinical.wording import in_sentence
 from fhirgen.documents.base import DocumentKind, SectionSpec, Sentence, listing, say
 from fhirgen.facts import Fact, FactKind, FactSet
 from fhirgen.medications import readable_drug_name
@@ -35,7 +34,8 @@ def _nothing(facts: FactSet, about: str) -> tuple[Sentence, ...]:
 
 
 def _drug(fact: Fact) -> str:
-    return in_sentence(readable_drug_name(fact.name))
+    """The medicine as prescribed, its first word in sentence case (brand names keep theirs)."""
+    return _lower(readable_drug_name(fact.name))
 
 
 LOINC_CODE = "8653-8"
@@ -57,7 +57,7 @@ def _after(fact: Fact) -> str:
 
 def _lower(text: str) -> str:
     first = text.split(" ", 1)[0]
-    return text[:1].lower() + text[1:] if first[1:].islower() else text
+    return text[:1].lower() + text[1:] if first[1:].islower() and first[:1].isupper() else text
 
 
 def medicines(facts: FactSet) -> tuple[Sentence, ...]:
