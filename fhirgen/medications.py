@@ -128,12 +128,9 @@ def readable_drug_name(name: str) -> str:
         lowered = token.lower()
         if lowered in _UNIT_CASE and token.isupper():
             return _UNIT_CASE[lowered] if lowered != "unt" else token.lower()
-        if (
-            lowered in _FORM_WORDS
-            and token[:1].isupper()
-            and (token[1:].islower() or token.isupper())
-        ):
-            return lowered
+        title = token[:1].isupper() and token[1:].islower()
+        if lowered in _FORM_WORDS and (title or (token.isupper() and len(token) > 3)):
+            return lowered  # 'Oral Tablet' -> 'oral tablet'; 'ER', 'XR', 'HCl' kept
         return token
 
     return _DRUG_WORD.sub(word, name)

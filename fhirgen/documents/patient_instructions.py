@@ -112,6 +112,14 @@ def appointments(facts: FactSet) -> tuple[Sentence, ...]:
     return tuple(sentences) or (*_nothing(facts, "follow-up"), *_nothing(facts, "pending"))
 
 
+def _names_in(fact: Fact, text: str) -> bool:
+    lowered = text.lower()
+    return any(
+        len(n) >= 4 and re.search(rf"(?<!\w){re.escape(n.lower())}(?!\w)", lowered)
+        for n in fact.names
+    )
+
+
 def warning_signs(facts: FactSet) -> tuple[Sentence, ...]:
     """When to get help: the warning signs of each problem of the stay, then a general line."""
     sentences: list[Sentence] = []
@@ -122,10 +130,11 @@ def warning_signs(facts: FactSet) -> tuple[Sentence, ...]:
         if family is None or not family.warning or family.warning in said:
             continue
         said.add(family.warning)
-        # Cited with the problem's results and the presenting symptoms: a warning about weight
-        # or fever rests on the weights and the fever the chart records.
         for part in re.split(r"(?<=\.) ", family.warning):
-            sentences.append(say(part, [problem.problem, *problem.results, *reasons]))
+            # A warning about weight or fever also cites the weights or the fever the chart
+            # records (the verifier wants every chart item a sentence names cited).
+            named = [f for f in (*problem.results, *reasons) if _names_in(f, part)]
+            sentences.append(say(part, [problem.problem, *named]))
     sentences.append(
         say(
             "If you feel worse or have a new problem, call your doctor or come back to the "
