@@ -88,8 +88,8 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
             fallbacks.append(spec.key)
             sections.append(kind.template_section(spec.key, facts))
             continue
-        template = kind.template_section(spec.key, facts).sentences
-        if any(s.topic for s in template) and draft.backend != "template":
+        if draft.backend != "template" and any(s.topic for s in kept):
+            template = kind.template_section(spec.key, facts).sentences
             kept, filled = _fill_topics(kept, template)
             fallbacks.extend(f"{spec.key}: {topic}" for topic in filled)
         sections.append(Section(spec.key, spec.title, tuple(kept)))

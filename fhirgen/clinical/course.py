@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fhirgen.clinical.lexicon import Family, family_of
 from fhirgen.clinical.wording import distinct_names, plain_name
@@ -62,6 +63,12 @@ class CoursePlan:
 
 def plan_course(facts: FactSet) -> CoursePlan:
     """Which facts belong to which problem of the stay (deterministic, each fact once)."""
+    return _plan_course(facts)
+
+
+# The summary, the instructions and the prompts each ask for the same stay's plan.
+@lru_cache(maxsize=16)
+def _plan_course(facts: FactSet) -> CoursePlan:
     candidates = _candidates(facts)
     families = {c.id: family_of(_codes(c), c.names) for c in candidates}
     claimers = sorted(

@@ -428,6 +428,11 @@ FAMILIES: tuple[Family, ...] = (
 
 def family_of(codes: Iterable[str], names: Iterable[str]) -> Family | None:
     """The family of a condition, by its codes first and its names second (None if none fits)."""
+    return _family_of(tuple(codes), tuple(names))
+
+
+@lru_cache(maxsize=4096)
+def _family_of(codes: tuple[str, ...], names: tuple[str, ...]) -> Family | None:
     plain = tuple(c.upper().replace(".", "") for c in codes if c)
     names = tuple(n.lower() for n in names)
     for family in FAMILIES:
