@@ -88,10 +88,11 @@ def verify(draft: Draft, kind: DocumentKind, facts: FactSet) -> tuple[Draft, Ver
             fallbacks.append(spec.key)
             sections.append(kind.template_section(spec.key, facts))
             continue
-        if draft.backend != "template" and any(s.topic for s in kept):
+        if draft.backend != "template":  # the template tells every topic itself
             template = kind.template_section(spec.key, facts).sentences
-            kept, filled = _fill_topics(kept, template)
-            fallbacks.extend(f"{spec.key}: {topic}" for topic in filled)
+            if any(s.topic for s in template):
+                kept, filled = _fill_topics(kept, template)
+                fallbacks.extend(f"{spec.key}: {topic}" for topic in filled)
         sections.append(Section(spec.key, spec.title, tuple(kept)))
     verified = Draft(
         draft.kind, draft.title, tuple(sections), draft.backend, draft.model, draft.usage
