@@ -117,3 +117,21 @@ def test_the_summary_has_no_inventory_sections_and_no_note_titles(stays):
 
 def _numeric(text: str) -> bool:
     return re.fullmatch(r"-?\d+(\.\d+)?", text) is not None
+
+
+def test_a_critical_value_no_problem_claims_comes_first():
+    from tests.records import lab, small_stay
+
+    phosphate = lab(
+        "ph1", "2777-1", "Phosphate", 0.8, "mg/dL", "2026-03-03T06:00:00-05:00", low=2.5, flag="LL"
+    )
+    record = PatientRecord("p1", [*small_stay(), phosphate])
+    result = draft_stay(
+        record, record.get("Encounter/e1"), TemplateGenerator(), identifier_system="urn:x"
+    )
+    course = result.drafts[discharge_summary.KIND.key].section("hospital_course")
+    topics = [s.topic for s in course.sentences]
+    assert topics[:3] == ["", "Critical results", "Community-acquired pneumonia"]
+    assert course.sentences[1].text == "Phosphate 0.8 mg/dL (critically low) on 3 Mar 2026."
+    # ... and once: not again among the other findings.
+    assert sum("Phosphate" in s.text or "phosphate" in s.text for s in course.sentences) == 1

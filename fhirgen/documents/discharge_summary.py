@@ -29,6 +29,7 @@ LOINC_DISPLAY = "Discharge summary"
 
 _CHANGE_ORDER = {"new": 0, "changed": 1, "continued": 2, "stopped": 3}
 OTHER_FINDINGS = "Other findings"
+CRITICAL = "Critical results"
 # A paragraph lists at most this many medicines with their doses; more are named only.
 _MAX_DOSED_MEDICINES = 4
 
@@ -71,10 +72,24 @@ def hospital_course(facts: FactSet) -> tuple[Sentence, ...]:
     if team:
         opening += "; " + team[0].text[:1].lower() + team[0].text[1:]
     sentences = [say(opening, [stay, *team])]
+    # A critical value no problem accounts for is the first thing a reader must see.
+    for result in plan.other_results:
+        if _critical(result):
+            sentences.append(say(_result_text(result), [result], CRITICAL))
     for problem in plan.problems:
         sentences.extend(problem_course(problem))
     sentences.extend(other_findings(plan))
     return tuple(sentences)
+
+
+def _critical(result: Fact) -> bool:
+    return any(f.startswith("critically") for f in result.attr("abnormal").split(", "))
+
+
+def _result_text(result: Fact) -> str:
+    if result.attr("course"):
+        return f"{_capital(result.name)} {result.attr('course')}"
+    return _single_result(result, first=True)
 
 
 def _stay_sentence(stay: Fact) -> str:
@@ -152,15 +167,10 @@ def other_findings(plan: CoursePlan) -> list[Sentence]:
     """What no problem claims: marked abnormalities in full, the rest in one line."""
     topic = OTHER_FINDINGS
     out: list[Sentence] = []
-    labs = [r for r in plan.other_results if r.kind is FactKind.LAB]
+    labs = [r for r in plan.other_results if r.kind is FactKind.LAB and not _critical(r)]
     marked = [r for r in labs if r.attr("marked")]
     for result in marked:
-        text = (
-            f"{_capital(result.name)} {result.attr('course')}"
-            if result.attr("course")
-            else _single_result(result, first=True)
-        )
-        out.append(say(text, [result], topic))
+        out.append(say(_result_text(result), [result], topic))
     mild = [r for r in labs if r.attr("abnormal") and not r.attr("marked")]
     normal = [r for r in labs if not r.attr("abnormal")]
     parts = []
