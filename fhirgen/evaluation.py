@@ -30,15 +30,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fhirgen.clinical.readability import flesch_reading_ease
-from fhirgen.clinical.trends import contradiction
 from fhirgen.context import StayContext
 from fhirgen.documents import DOCUMENT_KINDS, discharge_summary
 from fhirgen.documents.base import Draft
-from fhirgen.facts import NO_KNOWN_ALLERGY_CODES, Fact, FactKind, FactSet
+from fhirgen.facts import NO_KNOWN_ALLERGY_CODES, FactKind, FactSet
 from fhirgen.fhir.validation import validation_errors
 from fhirgen.fhir.values import LOINC, clean_name, concept_names, has_code
 from fhirgen.medications import medication_concept, reconcile
 from fhirgen.pipeline import StayDraft
+from fhirgen.verify import trend_contradictions_in
 
 # The discharge summary's body (header and source list left out) may run to this many words at
 # the median stay of a run, and to this many at its 95th percentile: a physician reads it.
@@ -468,27 +468,15 @@ def artefacts(document: str, body: str) -> tuple[Artefact, ...]:
     return tuple(Artefact(document, token, kind, n) for (token, kind), n in counts.items())
 
 
-def result_series(fact: Fact) -> tuple[float, ...]:
-    """The numbers of a result fact's "result" values in order (non-numeric ones skipped)."""
-    numbers = (_number(v.value) for v in fact.values if v.label == "result")
-    return tuple(n for n in numbers if n is not None)
-
-
 def trend_contradictions(drafts: Mapping[str, Draft], facts: FactSet) -> tuple[Contradiction, ...]:
-    """Trend words in the drafts' sentences that the cited lab and vital results contradict.
-
-    A sentence citing one result is checked whole; one citing several is split into clauses
-    (at ";" and ",") and each clause is checked against the results it names.
-    """
+    """Trend words in the drafts' sentences that the cited lab and vital results contradict
+    (the verifier's own check, ``verify.trend_contradictions_in``, counted over every draft)."""
     found = []
     for document, draft in drafts.items():
         for _, sentence in draft.sentences():
-            cited = (facts.get(c) for c in dict.fromkeys(sentence.cites))
-            results = [f for f in cited if f is not None and f.kind in _RESULT_KINDS]
-            for text, fact in _checks(sentence.text, results):
-                reason = _contradiction(text, fact)
-                if reason:
-                    found.append(Contradiction(document, text, fact.name, reason))
+            cited = [f for f in (facts.get(c) for c in dict.fromkeys(sentence.cites)) if f]
+            for text, fact, reason in trend_contradictions_in(sentence.text, cited):
+                found.append(Contradiction(document, text, fact.name, reason))
     return tuple(found)
 
 
@@ -497,35 +485,6 @@ def reading_ease(body: str, facts: FactSet) -> float | None:
     names = [n for f in facts.of_kind(FactKind.MEDICATION) for n in f.names]
     names += [n for f in facts.of_kind(FactKind.LAB, FactKind.PENDING) for n in f.names]
     return flesch_reading_ease(_MARKS.sub("", body), names)
-
-
-def _checks(text: str, results: Sequence[Fact]) -> list[tuple[str, Fact]]:
-    if len(results) == 1:
-        return [(text, results[0])]
-    clauses = [c.strip() for c in _CLAUSE.split(text) if c.strip()]
-    return [(c, f) for c in clauses for f in results if _mentions(c, f)]
-
-
-def _mentions(clause: str, fact: Fact) -> bool:
-    lowered = clause.lower()
-    return any(n.lower() in lowered for n in (fact.name, *fact.names) if n)
-
-
-def _contradiction(text: str, fact: Fact) -> str:
-    series = result_series(fact)
-    if not series:
-        return ""
-    return contradiction(
-        text,
-        series,
-        _float_attr(fact, "threshold"),
-        _float_attr(fact, "low"),
-        _float_attr(fact, "high"),
-    )
-
-
-def _float_attr(fact: Fact, name: str) -> float | None:
-    return _number(fact.attr(name)) if fact.attr(name) else None
 
 
 def _number(text: str) -> float | None:

@@ -17,6 +17,7 @@ says what was dropped and why, per section.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ MAX_SENTENCE_CHARS = 1200
 MAX_SECTION_SENTENCES = 200
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)")
 _MIN_NAME = 4  # shorter names ("BP", "INR") are too ambiguous to police by substring
+_CLAUSE = re.compile(r";|,(?!\d)")  # clauses of a sentence; "1,000" is one number
+_COMPARATOR = re.compile(r"^\s*(?:<=|>=|[<>≤≥~=])\s*")
 
 
 @dataclass(frozen=True)
@@ -155,27 +158,29 @@ def sentence_problem(sentence: Sentence, facts: FactSet, support: _Support | Non
 
 
 def trend_contradiction(text: str, cited: Sequence[Fact]) -> str:
-    """Why a sentence's trend words contradict the result series it cites, or ''.
+    """Why a sentence's trend words contradict the result series it cites, or ''."""
+    found = trend_contradictions_in(text, cited)
+    if not found:
+        return ""
+    _, fact, reason = found[0]
+    return f"trend words contradict {fact.name}: {reason}"
+
+
+def trend_contradictions_in(text: str, cited: Sequence[Fact]) -> list[tuple[str, Fact, str]]:
+    """(clause, result fact, reason) for each trend word a cited series' numbers contradict.
 
     A sentence citing one series is read whole; one citing several is read clause by clause
-    (split on ';' and ','), each clause against the series whose name it mentions.
+    (split at ';' and at ',' outside numbers), each clause against the series it names.
     """
     series = [f for f in cited if f.kind in (FactKind.LAB, FactKind.VITAL)]
-    if not series:
-        return ""
     if len(series) == 1:
         pairs = [(text, series[0])]
     else:
-        pairs = []
-        for clause in re.split(r"[;,]", text):
-            lowered = clause.lower()
-            owner = next(
-                (f for f in series if any(n.lower() in lowered for n in f.names if n)), None
-            )
-            if owner is not None:
-                pairs.append((clause, owner))
+        clauses = [c.strip() for c in _CLAUSE.split(text) if c.strip()]
+        pairs = [(c, f) for c in clauses for f in series if _mentions(c, f)]
+    found = []
     for clause, fact in pairs:
-        values = series_values(fact)
+        values = result_series(fact)
         if len(values) < 2:
             continue
         reason = contradiction(
@@ -186,27 +191,28 @@ def trend_contradiction(text: str, cited: Sequence[Fact]) -> str:
             _number(fact.attr("high")),
         )
         if reason:
-            return f"trend words contradict {fact.name}: {reason}"
-    return ""
-
-
-def series_values(fact: Fact) -> list[float]:
-    """The numbers of a result fact's series, in time order (non-numeric readings skipped)."""
-    found = []
-    for value in fact.values:
-        if value.label != "result":
-            continue
-        number = _number(value.value.lstrip("<>=≤≥~"))
-        if number is not None:
-            found.append(number)
+            found.append((clause, fact, reason))
     return found
 
 
+def result_series(fact: Fact) -> tuple[float, ...]:
+    """The numbers of a result fact's readings in time order (non-numeric readings skipped)."""
+    numbers = (_number(v.value) for v in fact.values if v.label == "result")
+    return tuple(n for n in numbers if n is not None)
+
+
+def _mentions(clause: str, fact: Fact) -> bool:
+    lowered = clause.lower()
+    return any(n.lower() in lowered for n in (fact.name, *fact.names) if n)
+
+
 def _number(text: str) -> float | None:
+    """A number written as the facts write it ('<0.01', '1,200'), or None."""
     try:
-        return float(text) if text else None
+        number = float(_COMPARATOR.sub("", text).replace(",", "")) if text else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def numbers_in(*texts: str) -> set[str]:

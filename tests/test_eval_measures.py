@@ -27,7 +27,6 @@ from fhirgen.evaluation import (
     evaluate_stay,
     reading_ease,
     repeated_sentences,
-    result_series,
     sentences_of,
     trend_contradictions,
     word_count,
@@ -35,6 +34,7 @@ from fhirgen.evaluation import (
 from fhirgen.facts import Fact, FactKind, FactSet, Value
 from fhirgen.fhir.record import PatientRecord
 from fhirgen.pipeline import StayDraft
+from fhirgen.verify import result_series
 from tests.records import SNOMED, as_collection, concept, small_stay, write_json
 
 SUMMARY_LOINC = "18842-5"
