@@ -135,3 +135,42 @@ def test_a_critical_value_no_problem_claims_comes_first():
     assert course.sentences[1].text == "Phosphate 0.8 mg/dL (critically low) on 3 Mar 2026."
     # ... and once: not again among the other findings.
     assert sum("Phosphate" in s.text or "phosphate" in s.text for s in course.sentences) == 1
+
+
+def test_nothing_is_said_twice_when_problems_or_medicines_look_alike():
+    """Two diagnoses nothing is linked to, and two new medicines taken the same way: no
+    sentence repeats, and the verifier drops nothing of the template's."""
+    from tests.records import concept, discharge_order, small_stay
+
+    def diagnosis(rid: str, code: str, name: str) -> dict:
+        return {
+            "resourceType": "Condition",
+            "id": rid,
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "code": concept(code, name),
+            "subject": {"reference": "Patient/p1"},
+            "encounter": {"reference": "Encounter/e1"},
+        }
+
+    resources = [
+        *small_stay(),
+        diagnosis("q1", "271807003", "Eruption of skin"),
+        diagnosis("q2", "267036007", "Dyspnea on exertion"),
+        discharge_order("n1", "Famotidine 20 MG Oral Tablet", "310273", "1 tablet daily", 1, "1"),
+        discharge_order("n2", "Folic acid 1 MG Oral Tablet", "310410", "1 tablet daily", 1, "1"),
+    ]
+    record = PatientRecord("p1", resources)
+    result = draft_stay(
+        record, record.get("Encounter/e1"), TemplateGenerator(), identifier_system="urn:x"
+    )
+    assert all(not report.dropped for report in result.reports.values()), result.reports
+    for draft in result.drafts.values():
+        texts = [s.text for _, s in draft.sentences()]
+        assert len(texts) == len(set(texts)), draft.kind
+    course = [
+        s.text for s in result.drafts["discharge-summary"].section("hospital_course").sentences
+    ]
+    assert (
+        "No results or treatments of the stay are linked in the record to dyspnea on exertion "
+        "and eruption of skin; see the discharge diagnoses for them." in course
+    )

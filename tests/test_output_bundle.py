@@ -127,7 +127,7 @@ def test_patient_instructions_are_their_own_preliminary_document(bundle):
     assert (
         "YOUR MEDICINES\n"
         "Start taking amoxicillin 500 mg oral capsule. [1]\n"
-        "How to take it: 500 mg by mouth three times daily for 5 days. [1]\n"
+        "How to take amoxicillin: 500 mg by mouth three times daily for 5 days. [1]\n"
         "Keep taking lisinopril 10 mg oral tablet as before. [2]\n"
         "Tell everyone who treats you that you are allergic to penicillin. [3]\n"
     ) in plain

@@ -295,11 +295,11 @@ def test_heart_failure_patient_instructions(drafts):
     assert text.startswith("PATIENT INSTRUCTIONS - AI-GENERATED DRAFT\n")
     assert _statements(text, "Your medicines") == [
         "Start taking spironolactone 25 mg tablet.",
-        "How to take it: take 1 tablet (25 mg total) by mouth daily.",
+        "How to take spironolactone: 1 tablet (25 mg total) by mouth daily.",
         "Take furosemide 40 mg tablet in a new way.",
-        "From now on, take 1 tablet (40 mg total) by mouth 2 times daily.",
+        "From now on, take furosemide like this: 1 tablet (40 mg total) by mouth 2 times daily.",
         "Take metoprolol succinate XL 50 mg 24 hr tablet in a new way.",
-        "From now on, take 1 tablet (50 mg total) by mouth daily.",
+        "From now on, take metoprolol succinate like this: 1 tablet (50 mg total) by mouth daily.",
         "Stop taking ibuprofen 400 mg tablet.",
         "Keep taking lisinopril 10 mg tablet as before.",
         "Tell everyone who treats you that you are allergic to Penicillins.",

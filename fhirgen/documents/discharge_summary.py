@@ -78,6 +78,7 @@ def hospital_course(facts: FactSet) -> tuple[Sentence, ...]:
             sentences.append(say(_result_text(result), [result], CRITICAL))
     for problem in plan.problems:
         sentences.extend(problem_course(problem))
+    sentences.extend(_untold(plan.problems))
     sentences.extend(other_findings(plan))
     return tuple(sentences)
 
@@ -134,10 +135,25 @@ def problem_course(problem: ProblemCourse) -> list[Sentence]:
     for change in problem.changes:
         add(_change_sentence(change), [change])
     if problem.problem.attr("status") == "resolved":
-        add("Resolved by discharge", [problem.problem])
-    if not out:
-        add("No results or treatments of the stay are linked to it in the record", [])
+        # Named, so that two resolved problems never share one sentence.
+        add(f"{_capital(in_sentence(topic))} resolved by discharge", [problem.problem])
     return out
+
+
+def _untold(problems: Sequence[ProblemCourse]) -> list[Sentence]:
+    """Problems the record links nothing of the stay to: one line for all of them."""
+    quiet = [p for p in problems if not problem_course(p)]
+    if not quiet:
+        return []
+    names = listing([in_sentence(p.topic) for p in quiet])
+    them = "it" if len(quiet) == 1 else "them"
+    return [
+        say(
+            f"No results or treatments of the stay are linked in the record to {names}; "
+            f"see the discharge diagnoses for {them}",
+            [p.problem for p in quiet],
+        )
+    ]
 
 
 _CHANGE_VERBS = {"new": "started", "changed": "changed", "stopped": "stopped"}

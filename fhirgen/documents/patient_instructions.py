@@ -14,7 +14,7 @@ from fhirgen.clinical.course import plan_course
 from fhirgen.clinical.lexicon import FAMILIES
 from fhirgen.documents.base import DocumentKind, SectionSpec, Sentence, listing, say
 from fhirgen.facts import Fact, FactKind, FactSet
-from fhirgen.medications import readable_drug_name
+from fhirgen.medications import ingredient_key, readable_drug_name
 
 # "Nothing recorded" in words a patient reads, citing the same absence facts as the summary.
 _NOTHING = {
@@ -31,6 +31,17 @@ def _nothing(facts: FactSet, about: str) -> tuple[Sentence, ...]:
     if fact is None:
         return ()
     return tuple(say(part, [fact]) for part in _NOTHING[about].split(". "))
+
+
+def _how(dosage: str) -> str:
+    """A dosage after 'How to take X:': 'Take 1 tablet daily' -> '1 tablet daily'."""
+    text = _lower(dosage)
+    return text[5:] if text.startswith("take ") else text
+
+
+def _short(fact: Fact) -> str:
+    """The medicine's ingredients, as a patient says it: 'spironolactone'."""
+    return ingredient_key(fact.name) or _drug(fact)
 
 
 def _drug(fact: Fact) -> str:
@@ -71,12 +82,14 @@ def medicines(facts: FactSet) -> tuple[Sentence, ...]:
         change, after = fact.attr("change"), _after(fact)
         if change == "new":
             sentences.append(say(f"Start taking {_drug(fact)}", [fact]))
-            if after:
-                sentences.append(say(f"How to take it: {_lower(after)}", [fact]))
+            if after:  # named: two new medicines may be taken the same way
+                sentences.append(say(f"How to take {_short(fact)}: {_how(after)}", [fact]))
         elif change == "changed":
             if after:
                 sentences.append(say(f"Take {_drug(fact)} in a new way", [fact]))
-                sentences.append(say(f"From now on, {_lower(after)}", [fact]))
+                sentences.append(
+                    say(f"From now on, take {_short(fact)} like this: {_how(after)}", [fact])
+                )
             else:
                 sentences.append(say(f"Your doctor changed how you take {_drug(fact)}", [fact]))
         elif change == "stopped":
