@@ -935,11 +935,13 @@ def _marked(
     high: float | None,
     threshold: float | None,
 ) -> bool:
-    """Markedly abnormal: flagged critical, or beyond the range by more than twice the change
-    that matters (a fifth of the limit where no such figure is known). Mildly abnormal values
-    that no problem claims are summarised in one line, not listed."""
+    """Markedly abnormal: flagged critical, flagged with no range to judge by, or beyond the
+    range by more than twice the change that matters (a fifth of the limit where no such figure
+    is known). Mildly abnormal values that no problem claims are summarised in one line."""
     if any(f.startswith(("critically", "very")) for f in flags):
         return True
+    if flags and low is None and high is None:
+        return True  # flagged, with no range to measure by: show the values
     for reading in numeric:
         value = reading.number or 0.0
         for limit, beyond in ((high, value - (high or 0)), (low, (low or 0) - value)):

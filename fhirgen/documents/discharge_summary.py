@@ -169,12 +169,7 @@ def _change_sentence(change: Fact) -> str:
 def _single_result(result: Fact, *, first: bool) -> str:
     """'Glucose 142 mg/dL (high) on 12 Jan 2026' from a one-reading result fact."""
     if not result.attr("last_date") or result.attr("first") != result.attr("last"):
-        return (
-            result.text
-            if first
-            else in_sentence(result.text.split(" ", 1)[0])
-            + (" " + result.text.split(" ", 1)[1] if " " in result.text else "")
-        )
+        return result.text if first else _lower_first(result.text)  # two non-numeric readings
     name = _capital(result.name) if first else result.name
     return f"{name} {result.attr('last')} on {format_date(result.attr('last_date'))}"
 
@@ -193,7 +188,8 @@ def other_findings(plan: CoursePlan) -> list[Sentence]:
     if mild:
         parts.append(f"mildly abnormal ({listing([r.name for r in mild])})")
     if normal:
-        parts.append(f"unremarkable ({listing([r.name for r in normal])})")
+        # Not "normal": many records give no reference range to judge by.
+        parts.append(f"not flagged as abnormal ({listing([r.name for r in normal])})")
     if parts:
         out.append(say(f"Other results were {' or '.join(parts)}", [*mild, *normal], topic))
     for report in plan.other_reports:
