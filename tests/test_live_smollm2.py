@@ -61,6 +61,7 @@ def test_smollm2_drafts_a_discharge_through_the_live_path(model, ehr, system):
     assert {k: len(v) for k, v in found.items()} == {
         "DocumentReference": 1,
         "CarePlan": 1,
+        "PatientInstructions": 1,
         "Provenance": 1,
     }
     (document,) = found["DocumentReference"]
@@ -72,4 +73,4 @@ def test_smollm2_drafts_a_discharge_through_the_live_path(model, ehr, system):
     assert job.backend == "transformers" and job.model.startswith(model.name)
     usage = job.usage["discharge-summary"]
     assert usage["prompt_tokens"] > 1000 and usage["output_tokens"] > 0, "the model really ran"
-    assert set(job.verification) == {"discharge-summary", "care-plan"}
+    assert set(job.verification) == {"discharge-summary", "care-plan", "patient-instructions"}
