@@ -2,24 +2,37 @@
 preliminary FHIR resources for a clinician to review and sign.
 
 The names below are the surface the CLI, workers and webhooks use; everything else is internal.
+They load on first use, so ``import fhirgen.errors`` (the webhook, a small tool) does not pull
+in the pipeline, pydantic's FHIR models or a generation backend.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from fhirgen.config import Settings, load_settings
-from fhirgen.errors import (
-    ConfigError,
-    FhirgenError,
-    InputError,
-    PermanentError,
-    TransientError,
-    VerificationError,
-)
-from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation import Generator, get_generator
-from fhirgen.pipeline import StayDraft, draft_stay
+try:
+    __version__ = version("fhirgen")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "ConfigError": "fhirgen.errors",
+    "FhirgenError": "fhirgen.errors",
+    "InputError": "fhirgen.errors",
+    "PermanentError": "fhirgen.errors",
+    "TransientError": "fhirgen.errors",
+    "VerificationError": "fhirgen.errors",
+    "Settings": "fhirgen.config",
+    "load_settings": "fhirgen.config",
+    "PatientRecord": "fhirgen.fhir.record",
+    "Generator": "fhirgen.generation",
+    "get_generator": "fhirgen.generation",
+    "StayDraft": "fhirgen.pipeline",
+    "draft_stay": "fhirgen.pipeline",
+}
 
 __all__ = [
     "ConfigError",
@@ -37,3 +50,30 @@ __all__ = [
     "get_generator",
     "load_settings",
 ]
+
+if TYPE_CHECKING:
+    from fhirgen.config import Settings, load_settings
+    from fhirgen.errors import (
+        ConfigError,
+        FhirgenError,
+        InputError,
+        PermanentError,
+        TransientError,
+        VerificationError,
+    )
+    from fhirgen.fhir.record import PatientRecord
+    from fhirgen.generation import Generator, get_generator
+    from fhirgen.pipeline import StayDraft, draft_stay
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fhirgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
