@@ -8,9 +8,9 @@ clicking at once change the job once, and the other gets ``ActionRefused``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from fhirgen.errors import FhirgenError
 from fhirgen.store import ACTIVE_STATES, Store, utcnow
@@ -29,7 +29,7 @@ __all__ = [
 
 RETRYABLE = ("failed", "cancelled")
 CANCELLABLE = ("received", "reading", "generating")  # not "writing": the EHR may have it
-_JOBS = Job.__table__
+_JOBS = cast(Table, Job.__table__)
 
 
 class ActionRefused(FhirgenError):

@@ -15,10 +15,10 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, extract, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, and_, extract, func, or_, select, true
 from sqlalchemy.engine import Connection, Row
 
 from fhirgen.store import JOB_STATES, Store, as_utc, utcnow
@@ -49,12 +49,13 @@ __all__ = [
 ]
 
 LATENCY_SAMPLE = 20_000
-_JOBS = Job.__table__
-_AUDIT = AuditEntry.__table__
-_EVENTS = NotificationEvent.__table__
-_SUBS = Subscription.__table__
-_ARTIFACTS = JobArtifact.__table__
-_WORKERS = WorkerHeartbeat.__table__
+AnyRow = Row[*tuple[Any, ...]]  # a result row of any columns
+_JOBS = cast(Table, Job.__table__)
+_AUDIT = cast(Table, AuditEntry.__table__)
+_EVENTS = cast(Table, NotificationEvent.__table__)
+_SUBS = cast(Table, Subscription.__table__)
+_ARTIFACTS = cast(Table, JobArtifact.__table__)
+_WORKERS = cast(Table, WorkerHeartbeat.__table__)
 # The columns a list of jobs shows: never the JSON blobs (timings, verification, usage).
 _LIST_COLUMNS = (
     _JOBS.c.id,
@@ -109,10 +110,10 @@ def overview(store: Store, *, now: datetime | None = None, reasons: int = 5) -> 
     since = now - timedelta(hours=24)
     first_hour = _floor_hour(since)
     with store.engine.connect() as connection:
-        states = dict(
+        states: dict[str, int] = dict(
             connection.execute(select(_JOBS.c.state, func.count()).group_by(_JOBS.c.state)).all()
         )
-        states_24h = dict(
+        states_24h: dict[str, int] = dict(
             connection.execute(
                 select(_JOBS.c.state, func.count())
                 .where(_JOBS.c.created_at >= since)
@@ -187,6 +188,7 @@ def _latency(
     """Latency percentiles per hour and over the window: (hourly, overall, sampled)."""
     start = func.coalesce(_JOBS.c.discharged_at, _JOBS.c.created_at)
     window = and_(_JOBS.c.state == "done", _JOBS.c.finished_at >= first_hour)
+    seconds: ColumnElement[Any]
     if connection.dialect.name == "postgresql":
         seconds = func.greatest(extract("epoch", _JOBS.c.finished_at - start), 0)
         hour = _hour_of(connection, _JOBS.c.finished_at).label("hour")
@@ -243,7 +245,7 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
 
 def workers_alive(
     store: Store, *, within: float = 60.0, now: datetime | None = None
-) -> list[Row[Any]]:
+) -> list[AnyRow]:
     """Workers whose last heartbeat is at most ``within`` seconds old, by name."""
     since = (now or utcnow()) - timedelta(seconds=within)
     with store.engine.connect() as connection:
@@ -301,7 +303,7 @@ def _prefix(connection: Connection, column: Any, text: str) -> ColumnElement[boo
 class JobPage:
     """One page of jobs, newest first, and the cursors of the pages beside it."""
 
-    rows: Sequence[Row[Any]]
+    rows: Sequence[AnyRow]
     total: int
     newer: str | None  # cursor for the page before (None: this is the newest page)
     older: str | None  # cursor for the page after (None: this is the last page)
@@ -347,7 +349,7 @@ def list_jobs(
     return JobPage(rows, int(total), first if more else None, last)
 
 
-def _cursor(row: Row[Any]) -> str:
+def _cursor(row: AnyRow) -> str:
     created = as_utc(row.created_at)
     assert created is not None
     return f"{created.isoformat()}|{row.id}"
@@ -388,12 +390,12 @@ class TimelineEntry:
 class JobDetail:
     """Everything the job page shows: the job, how it came to be, what it wrote."""
 
-    job: Row[Any]
-    events: Sequence[Row[Any]]  # the notification events that named it
-    audit: Sequence[Row[Any]]  # retries and console actions (page views left out)
+    job: AnyRow
+    events: Sequence[AnyRow]  # the notification events that named it
+    audit: Sequence[AnyRow]  # retries and console actions (page views left out)
     timeline: Sequence[TimelineEntry]
     steps: Sequence[tuple[str, float]]  # (step, milliseconds), in pipeline order
-    related: Sequence[Row[Any]]  # the Encounter's other jobs (earlier drafts, regenerations)
+    related: Sequence[AnyRow]  # the Encounter's other jobs (earlier drafts, regenerations)
     facts: Sequence[Mapping[str, Any]] | None = None
     drafts: Mapping[str, Any] | None = None
     bundle: Mapping[str, Any] | None = None
@@ -471,7 +473,7 @@ def _decode(body: bytes | None) -> Any:
 
 
 def _timeline(
-    job: Row[Any], events: Sequence[Row[Any]], audit: Sequence[Row[Any]]
+    job: AnyRow, events: Sequence[AnyRow], audit: Sequence[AnyRow]
 ) -> list[TimelineEntry]:
     entries = [
         TimelineEntry(
@@ -506,7 +508,7 @@ def _timeline(
 class SubscriptionSummary:
     """A subscription with what it delivered: events stored and jobs made."""
 
-    subscription: Row[Any]
+    subscription: AnyRow
     events: int
     jobs: int
     last_event_at: datetime | None
@@ -524,7 +526,7 @@ def subscriptions(store: Store) -> list[SubscriptionSummary]:
                 ).group_by(_EVENTS.c.subscription_id)
             ).all()
         }
-        jobs = dict(
+        jobs: dict[str, int] = dict(
             connection.execute(
                 select(_JOBS.c.subscription_id, func.count())
                 .where(_JOBS.c.subscription_id.is_not(None))
@@ -579,7 +581,7 @@ class AuditFilter:
 class AuditPage:
     """One page of audit entries, newest first."""
 
-    rows: Sequence[Row[Any]]
+    rows: Sequence[AnyRow]
     older: int | None  # pass as ``before`` for the next page
 
 

@@ -491,8 +491,8 @@ class _ContextBuilder:
                 title = concept_name(document.get("type"), "Clinical note")
                 notes.append(Note(resource_key(document), title, when, text))
         for composition in self.record.of_type("Composition"):
-            linked = self._linked(composition, "encounter")
-            if not (linked or (linked is None and self._within(composition.get("date")))):
+            names_stay = self._linked(composition, "encounter")
+            if not (names_stay or (names_stay is None and self._within(composition.get("date")))):
                 continue
             if _is_discharge_summary(composition.get("type"), composition):
                 excluded.append(resource_key(composition))

@@ -179,8 +179,8 @@ def _ending_now(resources: list[dict[str, Any]], classes: tuple[str, ...]) -> li
         if resource["resourceType"] != "Encounter" or not is_inpatient_stay(resource, classes):
             continue
         end, patient = (resource.get("period") or {}).get("end"), patient_of(resource)
-        latest = parse_time(ends.get(patient or ""))
-        if patient and parse_time(end) and (latest is None or parse_time(end) > latest):
+        ended, latest = parse_time(end), parse_time(ends.get(patient or ""))
+        if patient and end and ended is not None and (latest is None or ended > latest):
             ends[patient] = end
     return ending_at(resources, ends, datetime.now(UTC))
 

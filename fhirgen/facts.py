@@ -750,7 +750,7 @@ class _FactBuilder:
                     text += f" at {when[11:16]}"
                 if who:
                     text += f" with {', '.join(who)}"
-                names = [what]
+                names: tuple[str, ...] = (what,)
             else:
                 what = concept_name(item.get("code"), "Follow-up")
                 when, _ = period_bounds(item, "occurrenceDateTime", "occurrencePeriod")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Table, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from fhirgen.store import Store, utcnow
@@ -14,7 +15,7 @@ from fhirgen.store.console_models import WorkerHeartbeat
 __all__ = ["HEARTBEAT_SECONDS", "WorkerInfo", "beat", "forget"]
 
 HEARTBEAT_SECONDS = 15.0
-_TABLE = WorkerHeartbeat.__table__
+_TABLE = cast(Table, WorkerHeartbeat.__table__)
 
 
 @dataclass(frozen=True)

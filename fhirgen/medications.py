@@ -237,8 +237,8 @@ def _variants(orders: Sequence[Resource], referenced: Mapping[str, Resource]) ->
     for order in orders:
         if order.get("status") in {"stopped", "completed", "cancelled", "entered-in-error"}:
             continue
-        shown = ", ".join(p for p in (medication_name(order, referenced), dosage_text(order)) if p)
-        distinct.setdefault(_signature(order, referenced), shown)
+        text = ", ".join(p for p in (medication_name(order, referenced), dosage_text(order)) if p)
+        distinct.setdefault(_signature(order, referenced), text)
     shown = tuple(dict.fromkeys(distinct.values()))
     return shown if len(shown) > 1 else ()
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import Table, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fhirgen.errors import ConfigError, FhirgenError
@@ -56,7 +56,7 @@ MIN_PASSWORD_LENGTH = 12
 # The password "hash" of a user an identity provider signs in: no password matches it.
 EXTERNAL_PREFIX = "external$"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,119}$")
-_USERS = _UserRow.__table__
+_USERS = cast(Table, _UserRow.__table__)
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 from urllib.parse import urljoin
 
 import httpx
@@ -33,7 +33,7 @@ _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _MESSAGE_LIMIT = 300
 
-Params = Mapping[str, str | Sequence[str]] | Sequence[tuple[str, str]]
+Params = Mapping[str, str | Sequence[str]] | list[tuple[str, str]]
 
 
 class NotFoundError(PermanentError):
@@ -260,8 +260,10 @@ class FhirClient:
         path = _path_of(url, self.base_url)
         started = time.monotonic()
         try:
+            # httpx types its parameter lists invariantly; ours are lists of (str, str) pairs.
+            query = cast(Any, params)
             response = self._http.request(
-                method, url, params=params, content=content, headers=headers
+                method, url, params=query, content=content, headers=headers
             )
         except httpx.TimeoutException as exc:
             raise TransientError(f"{method} {path} timed out ({type(exc).__name__})") from exc

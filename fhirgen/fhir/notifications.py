@@ -277,7 +277,9 @@ def _topic_notification(bundle: Mapping[str, Any]) -> Notification:
         entries = []
     first = entries[0] if entries and isinstance(entries[0], dict) else {}
     status = first.get("resource")
-    stype = status.get("resourceType") if isinstance(status, dict) else None
+    if not isinstance(status, dict):
+        status = {}
+    stype = status.get("resourceType")
     if stype == "Parameters":
         fields = _parameters_fields(status)
     elif stype == "SubscriptionStatus":

@@ -193,9 +193,10 @@ def advance(
 ) -> State | None:
     """The state after ``text[start:]``, or None if the shape does not allow it."""
     for index in range(start, len(text)):
-        state = step(state, text[index], cites, limit)
-        if state is None:
+        following = step(state, text[index], cites, limit)
+        if following is None:
             return None
+        state = following
     return state
 
 

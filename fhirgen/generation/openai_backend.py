@@ -188,7 +188,7 @@ class OpenAIGenerator(ModelBackend):
             if failed:
                 abort.set()
                 pool.shutdown(wait=True, cancel_futures=True)
-                errors = [f.exception() for f in failed]
+                errors = [e for e in (f.exception() for f in failed) if e is not None]
                 raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
             return [f.result() for f in futures]
         except BaseException:
