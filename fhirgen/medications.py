@@ -30,7 +30,8 @@ _FORM_WORDS = frozenset(
     release delayed er xr sr dr ec hcl hydrochloride chewable film coated
     disintegrating topical cream ointment patch inhaler inhalation powder prefilled syringe
     pen auto-injector metered dose actuat actuation spray nasal ophthalmic drops pack mg ml
-    mcg g unt unit units xl la cr odt ir""".split()
+    mcg g unt unit units xl la cr odt ir mucosal sublingual transdermal rectal vaginal otic
+    buccal""".split()
 )
 _LEADING_AMOUNT = re.compile(r"^(\d+(\.\d+)?\s*(ml|mg|g|mcg|unt|hr|actuat)?\s+)+", re.IGNORECASE)
 _STRENGTH = re.compile(

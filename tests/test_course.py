@@ -174,3 +174,34 @@ def test_nothing_is_said_twice_when_problems_or_medicines_look_alike():
         "No results or treatments of the stay are linked in the record to dyspnea on exertion "
         "and eruption of skin; see the discharge diagnoses for them." in course
     )
+
+
+def test_social_circumstances_are_social_history_not_active_problems():
+    from tests.records import concept, small_stay
+
+    def finding(rid: str, code: str, name: str) -> dict:
+        return {
+            "resourceType": "Condition",
+            "id": rid,
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "code": concept(code, name),
+            "subject": {"reference": "Patient/p1"},
+            "onsetDateTime": "2020-01-01",
+        }
+
+    resources = [
+        *small_stay(),
+        finding("s1", "160903007", "Full-time employment (finding)"),
+        finding("s2", "422650009", "Social isolation (finding)"),
+        finding("s3", "232717009", "History of coronary artery bypass grafting (situation)"),
+    ]
+    record = PatientRecord("p1", resources)
+    result = draft_stay(
+        record, record.get("Encounter/e1"), TemplateGenerator(), identifier_system="urn:x"
+    )
+    lines = [
+        s.text for s in result.drafts["discharge-summary"].section("discharge_diagnoses").sentences
+    ]
+    assert "Other active problems: hypertensive disorder." in lines
+    assert "Past history on file: history of coronary artery bypass grafting." in lines
+    assert "Social history on file: full-time employment and social isolation." in lines

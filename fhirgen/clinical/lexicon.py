@@ -477,3 +477,18 @@ def drug_class(ingredients: str) -> str | None:
         if _search(pattern, ingredients):
             return name
     return None
+
+
+# Social circumstances recorded as conditions (SNOMED "finding"s such as "Full-time employment",
+# "Social isolation"): they belong in the social history, not among the active problems.
+SOCIAL_HISTORY = (
+    r"employment|employed|labou?r force|education|social isolation|limited social contact|"
+    r"\bstress\b|abuse|violence|housing|homeless|unemploy|incarcerat|transport|insurance|"
+    r"refugee|risk activity|lack of access|financial|food insecurity|caregiver|"
+    r"criminal record|military service|not in labor"
+)
+
+
+def is_social_history(name: str) -> bool:
+    """Whether a condition's name records social circumstances rather than a disease."""
+    return _search(SOCIAL_HISTORY, name)

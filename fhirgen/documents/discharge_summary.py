@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fhirgen.clinical.course import CoursePlan, ProblemCourse, plan_course
+from fhirgen.clinical.lexicon import is_social_history
 from fhirgen.clinical.wording import distinct_names, in_sentence, plain_name
 from fhirgen.documents.base import (
     DocumentKind,
@@ -248,12 +249,18 @@ def discharge_diagnoses(facts: FactSet) -> tuple[Sentence, ...]:
     if not sentences:
         sentences = list(absent(facts, "diagnoses"))
     problems = facts.of_kind(FactKind.PROBLEM)
-    names = distinct_names(plain_name(p.name) for p in problems)
-    names = [n for n in names if len(distinct_names([*shown, n])) > len(shown)]
-    if names:
-        sentences.append(
-            say(f"Other active problems: {listing([in_sentence(n) for n in names])}", problems)
-        )
+    social = [p for p in problems if is_social_history(p.name)]
+    past = [p for p in problems if p.name.lower().startswith("history of") and p not in social]
+    medical = [p for p in problems if p not in social and p not in past]
+    for group, lead in (
+        (medical, "Other active problems"),
+        (past, "Past history on file"),
+        (social, "Social history on file"),
+    ):
+        names = distinct_names(plain_name(p.name) for p in group)
+        names = [n for n in names if len(distinct_names([*shown, n])) > len(shown)]
+        if names:
+            sentences.append(say(f"{lead}: {listing([in_sentence(n) for n in names])}", group))
     return tuple(sentences)
 
 
