@@ -1,7 +1,8 @@
 """What an admin may do from the console, each step written to the audit log with its actor.
 
 The functions change the store only; the caller hands new or retried jobs to the broker
-(``workers.enqueue.enqueue_jobs``) and runs reconciliation (``enqueue_reconcile``), since
+(``workers.enqueue.send_jobs``; the outbox relay sends what it could not) and runs
+reconciliation (``enqueue_reconcile``), since
 ``fhirgen`` knows nothing of Celery. Each state change is atomic (``Store.advance``): two admins
 clicking at once change the job once, and the other gets ``ActionRefused``.
 """
@@ -13,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select
 
 from fhirgen.errors import FhirgenError
-from fhirgen.store import ACTIVE_STATES, Store, utcnow
+from fhirgen.store import ACTIVE_STATES, Store
 from fhirgen.store.models import Job
 
 __all__ = [
@@ -55,7 +56,7 @@ def retry_job(store: Store, job_id: str, actor: str) -> str:
         finished_at=None,
         attempts=0,
         timings={},
-        enqueued_at=utcnow(),
+        enqueued_at=None,  # unsent: the caller sends it, or the outbox relay does
     ):
         raise ActionRefused("the job changed meanwhile; reload the page")
     store.audit(

@@ -42,3 +42,17 @@ class ConfigError(PermanentError):
 
 class VerificationError(PermanentError):
     """A draft that cannot be made safe to write (e.g. a required section has no support)."""
+
+
+class StoreUnavailable(TransientError):
+    """The job store cannot be reached or is locked right now (the webhook answers 503).
+
+    Raised by the store for SQLAlchemy's ``OperationalError``/``InterfaceError`` and any
+    disconnect (``fhirgen.store``), chained to the driver's error."""
+
+
+class BrokerUnavailable(TransientError):
+    """The broker (Redis) refused or dropped a message; the outbox relay sends it later.
+
+    Raised where a task is sent (``workers.enqueue``) for kombu's and redis-py's connection
+    errors and ``OSError``, chained to the original."""

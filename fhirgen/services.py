@@ -61,14 +61,13 @@ def gunicorn_command(
     another thread of the process uses, and keep-alive spares the EHR a TCP connection per
     notification (the sync worker closes every connection). On 2 CPUs ``bench/ingest.py``
     measured 10-40 % more notifications per second than sync workers, and as many workers as
-    CPUs did better than 2 x CPUs + 1 (docs/BENCHMARKS.md). The worker class is gthread that
-    shares new connections out evenly among the workers (``webhooks.gunicorn_worker``)."""
+    CPUs did better than 2 x CPUs + 1 (docs/BENCHMARKS.md)."""
     return [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"{host}:{port}",
         "--config", "python:webhooks.gunicorn_conf",
         "--workers", str(workers),
-        "--worker-class", "webhooks.gunicorn_worker.BalancedThreadWorker",
+        "--worker-class", "gthread",
         "--threads", "4",
         "--timeout", str(timeout),
         "--graceful-timeout", "20",

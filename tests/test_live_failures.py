@@ -2,21 +2,21 @@
 
 A fault-injecting proxy sits between fhirgen and the EHR (sekmet-fhir): 503s, a 429 with
 Retry-After, a timeout, a slow write during which the worker is killed. Redis itself goes down
-while a notification arrives, or loses an acknowledged notification's message.
+while notifications arrive (they are answered 200 and drafted when it returns), or loses an
+acknowledged notification's message.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
-from pathlib import Path
+from datetime import timedelta
 
-import httpx
 import pytest
 import redis
 
+from fhirgen.store import utcnow
 from tests.ehr import SekmetServer
 from tests.live import (
     Fault,
@@ -25,7 +25,6 @@ from tests.live import (
     RedisServer,
     admitted,
     complete_drafts,
-    descendants,
     discharged,
     drafts_in_ehr,
     sample_stay,
@@ -181,10 +180,15 @@ def test_a_whole_worker_killed_mid_job_is_redelivered(ehr, proxy, system):
     assert len(drafts_in_ehr(ehr, encounter_id)["DocumentReference"]) == 2
 
 
-def test_redis_down_gets_503_and_the_ehr_retry_completes(tmp_path):
-    ehr = SekmetServer(tmp_path / "ehr", retries=8).start()  # retries over ~25 s
+def test_redis_down_the_ehrs_notification_is_answered_200_and_drafted_when_redis_returns(tmp_path):
+    """The job row is the outbox: the EHR's notification while Redis is down is recorded and
+    answered 200 (no 503, so the EHR does not retry); once Redis is back the relay (beat)
+    sends the job, and the stay is drafted once."""
+    ehr = SekmetServer(tmp_path / "ehr", retries=8).start()
     redis_server = RedisServer(tmp_path / "redis").start()
-    live = LiveSystem(tmp_path / "fhirgen", ehr.base_url, redis_url=redis_server.url).start()
+    live = LiveSystem(tmp_path / "fhirgen", ehr.base_url, redis_url=redis_server.url).start(
+        beat=True
+    )
     try:
         live.subscribe()
         stay = sample_stay("pneumonia")
@@ -193,9 +197,12 @@ def test_redis_down_gets_503_and_the_ehr_retry_completes(tmp_path):
         time.sleep(2)  # the notifications of loading the record (its clinic visit) settle
         redis_server.stop()
         ehr.put_all([encounter])
-        wait_until(
-            lambda: "answered 503" in live.logs(), timeout=30, what="a 503 while Redis is down"
+        (job,) = wait_until(
+            lambda: live.store.jobs(encounter_id=encounter["id"]), what="the recorded job"
         )
+        assert job.enqueued_at is None  # committed, not sent
+        wait_until(lambda: "the relay sends it" in live.logs(), what="the webhook's warning")
+        assert "answered 503" not in live.logs()
         assert not drafts_in_ehr(ehr, encounter["id"])["DocumentReference"]
         redis_server.start()
         found = wait_until(
@@ -205,7 +212,52 @@ def test_redis_down_gets_503_and_the_ehr_retry_completes(tmp_path):
         )
         assert _exactly_one_of_each(found)
         jobs = live.store.jobs(encounter_id=encounter["id"])
-        assert [j.state for j in jobs] == ["done"], "one job, recorded once, sent once"
+        assert [j.state for j in jobs] == ["done"], "one job, recorded once"
+        assert "outbox relay: sent 1 job(s)" in live.logs()
+    finally:
+        live.stop()
+        redis_server.stop()
+        ehr.stop()
+
+
+def test_redis_stopped_mid_run_every_notification_is_answered_200_and_drafted_once(tmp_path):
+    """Redis (the test's own) stops in the middle of a run: every notification sent meanwhile,
+    repeats included, is answered 200; after Redis restarts every stay is drafted exactly once
+    (one DocumentReference per stay in the EHR)."""
+    ehr = SekmetServer(tmp_path / "ehr").start()
+    redis_server = RedisServer(tmp_path / "redis").start()
+    live = LiveSystem(tmp_path / "fhirgen", ehr.base_url, redis_url=redis_server.url).start(
+        beat=True
+    )
+    try:
+        registration = live.local_subscription("rest-hook")  # we deliver, the EHR holds stays
+        encounters = {}
+        for name in ("heart-failure", "pneumonia", "hip-fracture", "chest-pain-observation"):
+            stay = sample_stay(name)
+            ehr.put_all(admitted(stay))
+            encounters[name] = discharged(stay)
+            ehr.put_all([encounters[name]])
+        first, *others = encounters.values()
+        assert live.notify(registration, first).status_code == 200
+        wait_until(lambda: complete_drafts(ehr, first["id"]), timeout=120, what="the first draft")
+        redis_server.stop()
+        answers = [live.notify(registration, encounter).status_code for encounter in others]
+        answers += [live.notify(registration, others[0]).status_code]  # the EHR sends it again
+        answers += [live.notify(registration, first).status_code]  # an update after drafting
+        assert answers == [200] * len(answers)
+        assert len(live.store.unsent_jobs(utcnow() + timedelta(seconds=1))) == len(others) + 1
+        redis_server.start()
+        for encounter in encounters.values():
+            found = wait_until(
+                lambda encounter=encounter: complete_drafts(ehr, encounter["id"]),
+                timeout=180,
+                what=f"the draft of {encounter['id']}",
+            )
+            _jobs_settled(live, encounter["id"])
+            assert len(drafts_in_ehr(ehr, encounter["id"])["DocumentReference"]) == 1
+            assert _exactly_one_of_each(found)
+        assert live.store.unsent_jobs(utcnow() + timedelta(seconds=1)) == []
+        assert "answered 503" not in live.logs()
     finally:
         live.stop()
         redis_server.stop()
@@ -251,48 +303,3 @@ def test_a_message_lost_by_redis_is_sent_again_and_drafted_once(tmp_path):
         live.stop()
         redis_server.stop()
         ehr.stop()
-
-
-def _intake_writers(system: LiveSystem) -> list[int]:
-    """Pids of the intake writer processes under the web server (not their supervisor)."""
-    writers = []
-    for pid in descendants(system.supervisor.children["web"].pid):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"webhooks.intake_writer" in command and b"--supervise" not in command:
-            writers.append(pid)
-    return writers
-
-
-def test_the_intake_writer_killed_loses_nothing_and_is_started_again(tmp_path):
-    live = LiveSystem(tmp_path / "fhirgen", "http://127.0.0.1:9").start(worker=None)
-    try:
-        registration = live.local_subscription("rest-hook")
-        (writer,) = _intake_writers(live)
-
-        def notify(encounter: str) -> int:
-            body = {"resourceType": "Encounter", "id": encounter, "status": "finished"}
-            return live.notify(registration, body).status_code
-
-        assert notify("before") == 200
-        os.kill(writer, signal.SIGKILL)
-        answers = [notify(f"during-{i}") for i in range(5)]
-        assert set(answers) <= {200, 503} and answers[-1] == 200  # the webhook records itself
-        retried = [f"during-{i}" for i, status in enumerate(answers) if status == 503]
-        for encounter in retried:  # what the EHR does with a 503
-            assert notify(encounter) == 200
-        (restarted,) = wait_until(lambda: _intake_writers(live), timeout=30, what="a new writer")
-        assert restarted != writer
-        time.sleep(6)  # past the pause after which the workers ask the writer again
-        assert notify("after") == 200
-        wanted = {"before", "after", *(f"during-{i}" for i in range(5))}
-        assert {job.encounter_id for job in live.store.jobs()} == wanted
-        assert "intake writer exited" in live.logs()
-        assert "intake writer unreachable" in live.logs()  # the workers said so
-        metrics = httpx.get(f"{live.public_url}/metrics", timeout=10).text
-        (count,) = re.findall(r"^fhirgen_intake_writer_unreachable_total (\S+)$", metrics, re.M)
-        assert float(count) >= 1
-    finally:
-        live.stop()

@@ -241,7 +241,7 @@ def test_a_notification_makes_one_job_per_encounter(store):
     assert set(jobs) == {"enc-a", "enc-b"}
     for job in jobs.values():
         assert (job.state, job.source, job.subscription_id) == ("received", "notification", SUB)
-        assert job.enqueued_at is not None
+        assert job.enqueued_at is None  # committed unsent: the webhook sends it after the commit
     events = store.events(SUB)
     assert sorted((e.event_number, e.focus) for e in events) == [
         (1, "Encounter/enc-a"),
@@ -271,17 +271,32 @@ def test_an_encounter_whose_job_has_started_gets_a_new_job(store):
     assert len(store.jobs(encounter_id="e")) == 2
 
 
-def test_an_unclaimed_job_is_handed_out_again_by_the_next_delivery(store):
-    """The broker was down (503), the EHR retries: the retry must enqueue the waiting job."""
+def test_a_job_left_unsent_is_the_relays_to_send_not_the_next_deliverys(store):
+    """The broker was down when the job was committed: a later delivery for the Encounter
+    attaches to the waiting job and sends nothing; the outbox relay finds it unsent."""
     (job_id,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/e")]).jobs
-    store.unclaim_enqueue([job_id])
     assert store.job(job_id).enqueued_at is None
-    retry = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/e")])
-    assert retry.jobs == (job_id,)
-    assert store.job(job_id).enqueued_at is not None
     again = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/e")])
     assert again.jobs == ()
     assert len(store.jobs(encounter_id="e")) == 1
+    assert store.unsent_jobs(utcnow() - timedelta(minutes=5)) == []  # its sender may be at it
+    later = utcnow() + timedelta(seconds=1)
+    assert store.unsent_jobs(later) == [job_id]
+    store.mark_sent([job_id])
+    assert store.job(job_id).enqueued_at is not None
+    assert store.unsent_jobs(later) == []
+
+
+def test_only_waiting_jobs_are_unsent_and_marking_sent_keeps_the_first_time(store):
+    (waiting,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/s")]).jobs
+    (started,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/t")]).jobs
+    store.advance(started, ("received",), "reading")
+    later = utcnow() + timedelta(seconds=1)
+    assert store.unsent_jobs(later) == [waiting]
+    first = utcnow()
+    store.mark_sent([waiting], first)
+    store.mark_sent([waiting], first + timedelta(minutes=1))  # a second send (the relay's)
+    assert as_utc(store.job(waiting).enqueued_at) == first
 
 
 def test_an_event_number_gap_is_detected_and_counted(store):
@@ -463,18 +478,6 @@ def test_a_ping_or_an_empty_event_asks_for_reconciliation(store):
     assert (empty.jobs, empty.reconcile, empty.gap) == ((), True, None)
 
 
-def test_stalled_jobs_are_those_never_enqueued_and_are_claimed_once(store):
-    (stalled,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/s")]).jobs
-    (sent,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/t")]).jobs
-    store.unclaim_enqueue([stalled])
-    assert store.stalled_jobs(utcnow() - timedelta(minutes=5)) == []  # too recent to be stalled
-    later = utcnow() + timedelta(seconds=1)
-    assert store.stalled_jobs(later) == [stalled]
-    assert store.job(stalled).enqueued_at is not None
-    assert store.stalled_jobs(later) == []
-    assert store.job(sent).state == "received"
-
-
 def test_jobs_whose_message_was_lost_are_sent_again_only_when_messages_are_missing(store):
     from fhirgen.config import load_settings
     from fhirgen.jobs import lost_jobs
@@ -482,6 +485,7 @@ def test_jobs_whose_message_was_lost_are_sent_again_only_when_messages_are_missi
     runtime = SimpleNamespace(store=store, settings=load_settings(requeue_after=60))
     (old,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/o")]).jobs
     (started,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/p")]).jobs
+    store.mark_sent([old, started])
     store.advance(started, ("received",), "reading")
     later = utcnow() + timedelta(seconds=61)
     assert lost_jobs(runtime, queued=0, now=utcnow()) == []  # not waiting long enough
@@ -494,6 +498,7 @@ def test_jobs_whose_message_was_lost_are_sent_again_only_when_messages_are_missi
 
 def test_a_lost_job_is_reclaimed_by_one_sweeper_only(store):
     (job,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/q")]).jobs
+    store.mark_sent([job])
     seen = store.waiting_since(utcnow() + timedelta(seconds=1))
     assert [job_id for job_id, _ in seen] == [job]
     assert store.count_waiting_since(utcnow() + timedelta(seconds=1)) == 1
@@ -612,53 +617,6 @@ def test_state_counts_and_ping(store):
     assert store.active_job_encounters(["a", "b", "c"]) == {"a"}
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_the_intakes_prepared_parameters_are_what_sqlalchemy_would_bind(dialect):
-    """The intake binds its statements' parameters from a plan made once per statement; they
-    must be exactly what SQLAlchemy's ``construct_params`` and type processing would give."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    from fhirgen.store import intake as store_module
-
-    engine_dialect = sqlite.dialect() if dialect == "sqlite" else postgresql.psycopg.dialect()
-    now = utcnow()
-    job = {
-        "id": "j1", "encounter_id": "e1", "kind": "discharge", "state": "received",
-        "source": "notification", "subscription_id": SUB, "created_at": now,
-        "updated_at": now, "enqueued_at": now, "attempts": 0, "regeneration": 0,
-        "timings": {"read": 1.5},
-    }  # fmt: skip
-    event = {
-        "subscription_id": SUB, "received_at": now, "kind": "rest-hook", "event_number": None,
-        "focus": "Encounter/e1", "job_id": "j1", "note": None,
-    }  # fmt: skip
-    cases = [
-        (store_module._TOUCH, {"sid": SUB, "now": now, "count": 2}, ()),
-        (store_module._TOUCH_HEARTBEAT, {"sid": SUB, "now": now, "count": 1}, ()),
-        (store_module._COUNT_EVENTS, {"sid": SUB, "highest": 4, "gaps": 1}, ()),
-        (store_module._SEEN_EVENTS, {"sid": SUB, "number": 3}, ()),
-        (store_module._jobs_of_encounters(2), {"e0": "e1", "e1": "e2"}, ()),
-        (store_module._CLAIM_JOB, {"job": "j1", "now": now}, ()),
-        (store_module._ADD_JOB, job, tuple(job)),
-        (store_module._ADD_EVENT, event, tuple(event)),
-    ]
-    for statement, values, keys in cases:
-        prepared = store_module.Prepared(statement, keys, engine_dialect)
-        assert prepared.planned
-        expected = prepared.compiled.construct_params(values)
-        for name, processor in prepared.processors.items():
-            expected[name] = processor(expected[name])
-        if prepared.order is not None:
-            expected = tuple(expected[name] for name in prepared.order)
-        assert _plain(prepared.parameters(values)) == _plain(expected), prepared.sql
-
-
-def _plain(parameters: Any) -> Any:
-    """psycopg's JSON wrapper compares by identity: compare what it wraps."""
-    items = parameters.items() if isinstance(parameters, dict) else enumerate(parameters)
-    return {key: getattr(value, "obj", value) for key, value in items}
-
-
 def _random_notifications(seed: int, count: int) -> list[Any]:
     """Notifications as EHRs send them, at random: rest-hooks, numbered events (duplicates,
     gaps, late arrivals, some without a focus), heartbeats, pings, across two subscriptions."""
@@ -737,9 +695,9 @@ def _what_was_recorded(store: Store, results: list[Any]) -> Any:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_group_of_notifications_is_recorded_as_if_one_at_a_time(database_url, tmp_path, seed):
-    """The webhook records notifications that arrive together as one group: results, counters,
-    events and jobs must be those of recording them one by one in the same order. Between
-    groups, as in life, workers start waiting jobs and a failed enqueue leaves some unsent."""
+    """Notifications recorded in one transaction: results, counters, events and jobs must be
+    those of recording them one by one in the same order. Between groups, as in life, workers
+    start waiting jobs and the webhook marks some sent."""
     import random
 
     from fhirgen.store.models import Job
@@ -772,8 +730,8 @@ def test_a_group_of_notifications_is_recorded_as_if_one_at_a_time(database_url, 
                         connection.execute(
                             sa.update(Job).where(Job.id.in_(waiting)).values(state="reading")
                         )
-                elif number % 4 == 3:  # the broker refused them: the next one sends them
-                    store.unclaim_enqueue(waiting)
+                elif number % 4 == 3:  # the broker took them
+                    store.mark_sent(waiting)
             recorded.append(_what_was_recorded(store, results))
         finally:
             store.dispose()
@@ -786,39 +744,11 @@ def test_a_group_of_notifications_is_recorded_as_if_one_at_a_time(database_url, 
     assert any(n.status == "error" for n in notifications)  # and status changes
 
 
-def test_the_webhooks_wal_file_stays_small_under_sustained_intake(tmp_path):
-    """Under a steady stream of notifications SQLite's WAL never restarts by itself; the
-    webhook's checkpointer must restart it, or the file grows by tens of MiB a second."""
-    from fhirgen.store import Received
-
-    store = Store(f"sqlite:///{tmp_path}/fhirgen.db", background_checkpoints=True)
-    store.migrate()
-    store._checkpoints.interval = 0.01
-    store._checkpoints.restart_bytes = 2**20
-    store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
-    wal = tmp_path / "fhirgen.db-wal"
-    largest = count = 0
-    deadline = time.monotonic() + 3
-    try:
-        while time.monotonic() < deadline:
-            for _ in range(20):
-                count += 1
-                store.record_notifications(
-                    [Received(SUB, "rest-hook", ((None, f"Encounter/e{count}"),))]
-                )
-            largest = max(largest, wal.stat().st_size)
-    finally:
-        store.dispose()
-    assert count > 1000  # enough writes that a WAL never restarted would pass 45 MiB
-    assert largest < 32 * 2**20, f"WAL reached {largest >> 20} MiB after {count} notifications"
-
-
 def test_a_failed_intake_leaves_nothing_behind_and_the_next_one_records(tmp_path):
-    """SQLite's intake keeps its connection between groups: a group that fails half way must
-    be rolled back, not committed with the next group."""
+    """A group that fails half way is rolled back, not committed with the next group."""
     from fhirgen.store import Received, StoreError
 
-    store = Store(f"sqlite:///{tmp_path}/fhirgen.db", background_checkpoints=True)
+    store = Store(f"sqlite:///{tmp_path}/fhirgen.db")
     store.migrate()
     store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
     with store.engine.begin() as connection:
@@ -875,60 +805,47 @@ def test_partial_indexes_still_serve_the_queries_that_need_them(tmp_path):
         store.dispose()
 
 
-def test_the_checkpointer_takes_the_intake_lock_ahead_of_a_busy_writer(tmp_path):
-    """A thread that records group after group takes the lock back the moment it lets it go;
-    the checkpointer, which needs it to restart the WAL, must still get it within moments."""
-    store = Store(f"sqlite:///{tmp_path}/fhirgen.db")
-    lock = store.intake_lock()
-    stop = threading.Event()
-    turns = 0
+def test_a_store_that_cannot_be_reached_raises_store_unavailable():
+    """SQLAlchemy's connection errors come out as the tree's ``StoreUnavailable``."""
+    from fhirgen.errors import StoreUnavailable, TransientError
 
-    def writer() -> None:
-        nonlocal turns
-        while not stop.is_set():
-            with lock:
-                turns += 1
-                sum(range(2000))  # a group's worth of Python work, holding the GIL
-
-    thread = threading.Thread(target=writer)
-    thread.start()
+    store = Store("postgresql+psycopg://nobody@127.0.0.1:1/x")
     try:
-        waits = []
-        for _ in range(50):
-            started = time.monotonic()
-            with lock.first():
-                waits.append(time.monotonic() - started)
-            time.sleep(0.01)
+        with pytest.raises(StoreUnavailable) as raised:
+            store.ping()
+        assert isinstance(raised.value, TransientError)
+        with pytest.raises(StoreUnavailable):
+            store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/e")])
     finally:
-        stop.set()
-        thread.join(10)
         store.dispose()
-    assert turns > 100  # the writer kept at it meanwhile
-    assert max(waits) < 0.02, f"waited up to {max(waits) * 1000:.0f} ms"
 
 
-def test_the_intake_lock_is_reentrant_for_its_holder_and_excludes_everyone_else(tmp_path):
-    """The webhook holds the intake lock while it collects a group, and the store takes it
-    again to record it: that must not deadlock, and nobody else records in between."""
-    from fhirgen.store import Received
+def test_a_locked_sqlite_file_is_store_unavailable_and_integrity_errors_are_not(tmp_path):
+    from fhirgen.errors import StoreUnavailable
+    from fhirgen.store import StoreError
 
     store = Store(f"sqlite:///{tmp_path}/fhirgen.db")
     store.migrate()
     store.add_subscription(id=SUB, kind="rest-hook", criteria="x", status="active")
-    other_done = threading.Event()
-
-    def other() -> None:
-        store.record_notifications([Received(SUB, "rest-hook", ((None, "Encounter/other"),))])
-        other_done.set()
-
+    blocker = sa.create_engine(f"sqlite:///{tmp_path}/fhirgen.db")
     try:
-        with store.intake_lock():
-            thread = threading.Thread(target=other)
-            thread.start()
-            store.record_notifications([Received(SUB, "rest-hook", ((None, "Encounter/mine"),))])
-            assert not other_done.wait(0.3)  # still waiting for the lock
-        thread.join(10)
-        assert other_done.is_set()
-        assert sorted(job.encounter_id for job in store.jobs()) == ["mine", "other"]
+        with pytest.raises(StoreError) as duplicate:
+            store.add_subscription(id=SUB, kind="rest-hook", criteria="x")
+        assert not isinstance(duplicate.value, StoreUnavailable)
+        with blocker.connect() as holding:
+            holding.exec_driver_sql("BEGIN EXCLUSIVE")
+            slow = Store(f"sqlite:///{tmp_path}/fhirgen.db")
+            sa.event.listen(
+                slow.engine,
+                "connect",
+                lambda dbapi, _r: dbapi.execute("PRAGMA busy_timeout=50"),
+            )
+            try:
+                with pytest.raises(StoreUnavailable):
+                    slow.record_notification(SUB, "rest-hook", events=[(None, "Encounter/e")])
+            finally:
+                slow.dispose()
+            holding.exec_driver_sql("ROLLBACK")
     finally:
+        blocker.dispose()
         store.dispose()

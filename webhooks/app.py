@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,18 +13,16 @@ from flask import Flask, Response, g, request
 
 from fhirgen.broker import redis_url
 from fhirgen.config import Settings, load_settings
-from fhirgen.fhir.notifications import Notification
-from fhirgen.group_commit import GroupCommit
-from fhirgen.intake import accept_many, received
+from fhirgen.errors import TransientError
 from fhirgen.secrets import Vault
 from fhirgen.store import IntakeResult, Store
-from webhooks.intake_writer import WriterClients, socket_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class WebhookState:
-    """What views share: settings, store, vault, broker access, the subscription cache, and
-    the intake's group commit."""
+    """What views share: settings, store, vault, broker access, the subscription cache."""
 
     settings: Settings
     store: Store
@@ -32,58 +31,44 @@ class WebhookState:
     _redis: redis.Redis | None = None
     _celery: Any = None
 
-    def __post_init__(self) -> None:
-        self._intake: GroupCommit[tuple[str, Notification], IntakeResult] = GroupCommit(
-            self._record, gate=self.store.intake_lock, finish=self._enqueue
-        )
-        path = socket_path(self.store)
-        self._writer = WriterClients(path) if path else None
-
     def celery(self) -> Any:
-        """A Celery app on this app's broker (not the environment's), made on first use."""
+        """A Celery app on this app's broker (not the environment's), made on first use; its
+        sends fail fast (a request never waits on a broker that is down)."""
         if self._celery is None:
             from workers.app import create_celery
 
-            self._celery = create_celery(self.settings)
+            self._celery = create_celery(self.settings, fail_fast=True)
         return self._celery
 
-    def take(self, subscription_id: str, notification: Notification) -> IntakeResult:
-        """Record a notification and enqueue what it asks for; returns only once both are done.
+    def send(self, subscription_id: str, intake: IntakeResult) -> None:
+        """After the commit: send a notification's new jobs (marked sent) and the reconciliation
+        it asks for. A broker or store that fails here is logged, not raised: the jobs are
+        committed, and the relay sends what was not marked sent (a reconciliation that was not
+        sent is the scheduled one's to do)."""
+        from workers.enqueue import enqueue_reconcile, send_jobs
 
-        Through the intake writer where it runs (``webhooks.intake_writer``: one transaction
-        and one broker round trip for what all workers have waiting). Otherwise here:
-        notifications that arrive while another thread is committing, or while another
-        process holds the store's intake lock, wait, then go together (``GroupCommit``).
-        Raises ``StoreError`` if the store, the broker's error or ``BrokerUnavailable`` if the
-        broker, ``WriterError`` if the writer, is unavailable.
-        """
-        client = self._writer.client() if self._writer is not None else None
-        if client is not None:
-            (result,) = client.record([received(subscription_id, notification)])
-            return result
-        return self._intake.submit((subscription_id, notification))
+        try:
+            send_jobs(self.store, intake.jobs, self.celery(), fail_fast=True)
+            if intake.reconcile:
+                subscription = subscription_id if intake.gap else None
+                enqueue_reconcile(subscription, self.celery(), fail_fast=True)
+        except TransientError as exc:
+            log.warning(
+                "subscription %s: recorded, not sent (%s); the relay sends it",
+                subscription_id[:64],
+                exc,
+            )
 
-    def _record(self, batch: Sequence[tuple[str, Notification]]) -> list[IntakeResult]:
-        return accept_many(self.store, batch)
+    def enqueue_jobs(self, job_ids: Sequence[str]) -> None:
+        """Send committed jobs now (raises ``BrokerUnavailable``; the relay sends them later)."""
+        from workers.enqueue import send_jobs
 
-    def _enqueue(
-        self, batch: Sequence[tuple[str, Notification]], results: Sequence[IntakeResult]
-    ) -> None:
-        from workers.enqueue import send_intake
-
-        send_intake(
-            self.store, [subscription_id for subscription_id, _ in batch], results, self.celery()
-        )
-
-    def enqueue_jobs(self, job_ids: Any) -> None:
-        from workers.enqueue import enqueue_jobs
-
-        enqueue_jobs(job_ids, self.celery())
+        send_jobs(self.store, job_ids, self.celery(), fail_fast=True)
 
     def enqueue_reconcile(self, subscription_id: str | None) -> None:
         from workers.enqueue import enqueue_reconcile
 
-        enqueue_reconcile(subscription_id, self.celery())
+        enqueue_reconcile(subscription_id, self.celery(), fail_fast=True)
 
     def redis(self) -> redis.Redis:
         """One client per process (made after gunicorn forks, on first use)."""
@@ -101,15 +86,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     from webhooks.metrics import request_seconds
 
     settings = settings or load_settings()
-    # The webhook commits in the request: SQLite's WAL checkpoints run beside it, not in it.
-    store = Store.from_settings(settings, background_checkpoints=True)
+    store = Store.from_settings(settings)
     if migrate:
         store.migrate()
     app = Flask("fhirgen")
     app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(notify.blueprint)
     init_console(app, app.extensions["fhirgen"])
-    app.wsgi_app = notify.NotifyEndpoint(app.extensions["fhirgen"], app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _start_timer() -> None:

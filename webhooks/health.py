@@ -11,7 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from fhirgen.store import JOB_STATES, StoreError
+from fhirgen.errors import TransientError
+from fhirgen.store import JOB_STATES
+from workers.enqueue import broker_errors
 
 blueprint = Blueprint("health", __name__)
 
@@ -28,12 +30,13 @@ def readyz() -> tuple[dict[str, Any], int]:
     try:
         state.store.ping()
         checks["store"] = "ok"
-    except StoreError as exc:
+    except TransientError as exc:
         checks["store"] = type(exc).__name__
     try:
-        state.redis().ping()
+        with broker_errors():
+            state.redis().ping()
         checks["broker"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by name
+    except TransientError as exc:
         checks["broker"] = type(exc).__name__
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
@@ -67,7 +70,7 @@ class _StoreCollector:
         jobs = GaugeMetricFamily("fhirgen_jobs", "Jobs in the store, by state", labels=["state"])
         try:
             counts = self.state.store.state_counts()
-        except StoreError:
+        except TransientError:
             counts = {}
         for name in JOB_STATES:
             jobs.add_metric([name], counts.get(name, 0))
@@ -76,9 +79,10 @@ class _StoreCollector:
             "fhirgen_queue_depth", "Messages waiting per queue", labels=["queue"]
         )
         try:
-            client = self.state.redis()
-            for queue in ("io", "gpu"):
-                queues.add_metric([queue], client.llen(queue))
-        except Exception:  # noqa: BLE001, S110 - a scrape must not fail because Redis is down
+            with broker_errors():
+                client = self.state.redis()
+                for queue in ("io", "gpu"):
+                    queues.add_metric([queue], client.llen(queue))
+        except TransientError:  # a scrape must not fail because Redis is down
             pass
         yield queues

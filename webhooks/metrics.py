@@ -18,11 +18,6 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
-INTAKE_WRITER_UNREACHABLE = Counter(
-    "fhirgen_intake_writer_unreachable_total",
-    "Times a webhook worker could not reach the intake writer and recorded for itself a while",
-)
-
 
 @cache
 def notified(kind: str, status: str) -> Any:

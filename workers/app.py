@@ -22,19 +22,31 @@ TASK_QUEUES = {
     "fhirgen.reconcile": "io",
     "fhirgen.watch_subscriptions": "io",
     "fhirgen.requeue_stalled": "io",
+    "fhirgen.relay_outbox": "io",
     "fhirgen.generate": "gpu",
 }
 
 
-def create_celery(settings: Settings) -> Celery:
-    """A Celery app configured from settings (the broker is resolved here, not at import)."""
+RELAY_SECONDS = 5.0  # how often the outbox relay sends what was committed but not sent
+# A web request that cannot reach the broker gives up at once (the relay sends the job later):
+# no reconnect attempts, and a connect or reply that takes over 2 s counts as down.
+FAIL_FAST = {"max_retries": 0, "socket_connect_timeout": 2, "socket_timeout": 2}
+
+
+def create_celery(settings: Settings, *, fail_fast: bool = False) -> Celery:
+    """A Celery app configured from settings (the broker is resolved here, not at import).
+
+    ``fail_fast`` (the webhook and console): the broker's connection is not retried."""
     app = Celery("fhirgen", include=["workers.tasks"])
     app.conf.update(
         broker_url=celery_broker_url(settings),
         broker_connection_retry_on_startup=True,
         # Redis redelivers an unacknowledged task after this long: above the longest job, or a
         # slow generation runs twice.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            **(FAIL_FAST if fail_fast else {}),
+        },
         task_queues=[Queue("io"), Queue("gpu")],
         task_default_queue="io",
         task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
@@ -59,6 +71,12 @@ def create_celery(settings: Settings) -> Celery:
             "requeue-stalled": {
                 "task": "fhirgen.requeue_stalled",
                 "schedule": timedelta(seconds=60),
+            },
+            "relay-outbox": {
+                "task": "fhirgen.relay_outbox",
+                "schedule": timedelta(seconds=RELAY_SECONDS),
+                # A relay that waited longer is superseded by the next one.
+                "options": {"expires": RELAY_SECONDS},
             },
         },
     )

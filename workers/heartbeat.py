@@ -19,6 +19,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from fhirgen.config import load_settings
+from fhirgen.errors import StoreUnavailable
 from fhirgen.heartbeats import HEARTBEAT_SECONDS, WorkerInfo, beat, forget
 from fhirgen.store import Store, StoreError, utcnow
 
@@ -51,7 +52,7 @@ class Heartbeat:
             if self._failing:
                 log.info("heartbeat of %s recorded again", self.worker.name)
             self._failing = False
-        except StoreError as exc:
+        except (StoreUnavailable, StoreError) as exc:
             if not self._failing:  # once per outage, not every 15 s
                 log.warning(
                     "heartbeat of %s not recorded: %s", self.worker.name, type(exc).__name__
@@ -67,7 +68,7 @@ class Heartbeat:
         self._thread.join(timeout=5)
         try:
             forget(self.store, self.worker.name)
-        except StoreError as exc:
+        except (StoreUnavailable, StoreError) as exc:
             log.warning(
                 "could not remove the heartbeat of %s: %s", self.worker.name, type(exc).__name__
             )

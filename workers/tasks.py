@@ -20,7 +20,7 @@ from fhirgen import jobs
 from fhirgen.config import load_settings
 from fhirgen.errors import PermanentError, TransientError
 from fhirgen.store import utcnow
-from workers.enqueue import enqueue_jobs, enqueue_reconcile, enqueue_step
+from workers.enqueue import enqueue_jobs, enqueue_reconcile, enqueue_step, send_jobs
 from workers.runtime import services
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def reconcile(self: Task, subscription_id: str | None = None) -> None:
         created = jobs.reconcile(env)
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries, 300)) from None
-    enqueue_jobs(created)
+    send_jobs(env.store, created)
     if subscription_id:
         env.store.count_recovery(subscription_id)
 
@@ -135,12 +135,25 @@ def watch_subscriptions() -> None:
         enqueue_reconcile(subscription_id)
 
 
+# The webhook sends a job within seconds of its commit; only older unsent ones are the relay's.
+RELAY_GRACE = timedelta(seconds=10)
+
+
+@shared_task(name="fhirgen.relay_outbox")
+def relay_outbox() -> None:
+    """The outbox relay: jobs committed but never handed to the broker (it was down when their
+    notification came, or a process stopped between commit and send) are sent now."""
+    store = services().store
+    unsent = store.unsent_jobs(utcnow() - RELAY_GRACE)
+    if unsent:
+        send_jobs(store, unsent)
+        log.info("outbox relay: sent %d job(s)", len(unsent))
+
+
 @shared_task(name="fhirgen.requeue_stalled", bind=True)
 def requeue_stalled(self: Task) -> None:
-    """Jobs recorded but never handed to the broker (a crash in between) are sent now, and so
-    are jobs whose message the broker lost (a Redis restart without its data)."""
+    """Jobs whose message the broker lost (a Redis restart without its data) are sent again."""
     runtime = services()
-    enqueue_jobs(runtime.store.stalled_jobs(utcnow() - timedelta(seconds=30)))
     with self.app.connection_for_read() as connection:
         queued = connection.default_channel.client.llen("io")
     enqueue_jobs(jobs.lost_jobs(runtime, int(queued)))

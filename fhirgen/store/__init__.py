@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import sqlite3
-import threading
 import uuid
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,20 +27,15 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
+
+from fhirgen.errors import StoreUnavailable
 
 # The console's tables are part of the schema: Base.metadata must always hold them.
 from fhirgen.store import console_models as _console_models  # noqa: F401
-from fhirgen.store.intake import (
-    IntakeResult,
-    Jobs,
-    Prepared,
-    Received,
-    Transaction,
-    new_job,
-    record,
-)
+from fhirgen.store.intake import IntakeResult, Jobs, Received, new_job, record
 from fhirgen.store.models import (
     AuditEntry,
     Draft,
@@ -55,7 +46,15 @@ from fhirgen.store.models import (
     Subscription,
 )
 
-__all__ = ["JOB_STATES", "IntakeResult", "Received", "Store", "StoreError", "utcnow"]
+__all__ = [
+    "JOB_STATES",
+    "IntakeResult",
+    "Received",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "utcnow",
+]
 
 JOB_STATES = (
     "received",
@@ -96,18 +95,8 @@ def as_utc(moment: datetime | None) -> datetime | None:
 class Store:
     """All reads and writes of fhirgen's own state."""
 
-    def __init__(
-        self, url: str, *, echo: bool = False, background_checkpoints: bool = False
-    ) -> None:
-        """``background_checkpoints`` (SQLite files; the webhook sets it): copy the WAL back into
-        the database from a background thread instead of in whichever commit crosses 1,000
-        pages, which then waits 30-50 ms for the checkpoint's fsync."""
+    def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        self._checkpoints: _Checkpoints | None = None
-        self._intake_lock: _FileLock | None = None
-        self._intake_connection: Any = None  # SQLite: kept for intake, used under its lock
-        self._intake_pid = 0
-        self._statements: dict[tuple[int, tuple[str, ...]], Prepared] = {}
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if url.startswith("sqlite"):
             # A file has no server to lose the connection to: no ping before each transaction.
@@ -115,16 +104,11 @@ class Store:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["connect_args"] = {"check_same_thread": False}
         self.engine: Engine = create_engine(url, **kwargs)
+        event.listen(self.engine, "handle_error", _unavailable)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            database = self.engine.url.database
-            if database and database != ":memory:":
-                self._intake_lock = _FileLock(f"{database}.intake.lock")
-            if background_checkpoints and database and database != ":memory:":
-                self._checkpoints = _Checkpoints(database, self._intake_lock)
-                event.listen(self.engine, "connect", _no_commit_checkpoints)
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> Store:
@@ -171,11 +155,6 @@ class Store:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.stop()
-        if self._intake_lock is not None:
-            with self._intake_lock:
-                self._drop_kept_connection()
         self.engine.dispose()
 
     # -- subscriptions ----------------------------------------------------------------------
@@ -214,7 +193,7 @@ class Store:
                 .values(gaps_recovered=Subscription.gaps_recovered + 1)
             )
 
-    # -- intake: one transaction per notification -------------------------------------------
+    # -- intake: one transaction per notification; the job rows are the outbox ------------------
 
     def record_notification(
         self,
@@ -239,81 +218,37 @@ class Store:
     def record_notifications(
         self, notifications: Sequence[Received], *, now: datetime | None = None
     ) -> list[IntakeResult]:
-        """Record several notifications in one transaction, each exactly as
-        ``record_notification`` would in this order; one result per notification.
+        """Record notifications in one transaction, each exactly as ``record_notification``
+        would in this order; one result per notification. New jobs are committed unsent."""
+        with self.engine.begin() as connection:
+            return record(connection, notifications, now or utcnow())
 
-        This is the webhook's hot path: it records the notifications that arrive together as
-        one group, in a handful of statements (``fhirgen.store.intake``).
-        """
-        now = now or utcnow()
-        if self._checkpoints is not None:
-            self._checkpoints.ensure_running()  # in this process (gunicorn forks after import)
-        with self.intake_lock():
-            try:
-                with Transaction(self, self._kept_connection()) as transaction:
-                    return record(transaction, notifications, now)
-            except BaseException:
-                self._drop_kept_connection()  # whatever broke, the next group starts afresh
-                raise
-
-    def _prepared(self, statement: Any, keys: Iterable[str]) -> Prepared:
-        key = (id(statement), tuple(keys))
-        prepared = self._statements.get(key)
-        if prepared is None:
-            prepared = self._statements[key] = Prepared(statement, key[1], self.engine.dialect)
-        return prepared
-
-    def _kept_connection(self) -> Any:
-        """SQLite: the process's intake connection (held under the intake lock, so one thread
-        at a time), which spares each group a pool checkout, checkin and reset (~20 % of its CPU).
-        None for PostgreSQL, whose intake transactions run side by side on pooled ones."""
-        if self._intake_lock is None:
-            return None
-        if self._intake_pid != os.getpid():
-            if self._intake_connection is not None:
-                # Made in another process (before a fork): never touched here, not even closed.
-                _INHERITED.append(self._intake_connection)
-                self._intake_connection = None
-            self._intake_pid = os.getpid()
-        if self._intake_connection is None:
-            self._intake_connection = self.engine.raw_connection()
-        return self._intake_connection
-
-    def _drop_kept_connection(self) -> None:
-        connection, self._intake_connection = self._intake_connection, None
-        if connection is not None and self._intake_pid == os.getpid():
-            with contextlib.suppress(Exception):
-                connection.close()
-
-    def intake_lock(self) -> contextlib.AbstractContextManager[Any]:
-        """The lock intake transactions take (reentrant in a thread).
-
-        SQLite: a file lock that hands over the moment it is released; SQLite's own busy
-        handler polls with sleeps of 1, 2, 5, 10 ms and more, and with several gunicorn workers
-        writing at once those sleeps were the latency. The webhook takes it before collecting
-        a group, so that notifications arriving while another process commits join the group.
-        PostgreSQL: none (it queues writers on the subscription's row lock already)."""
-        return self._intake_lock or contextlib.nullcontext()
-
-    def unclaim_enqueue(self, job_ids: Sequence[str]) -> None:
-        """The broker refused these jobs: let the next delivery (or the sweeper) send them."""
+    def mark_sent(self, job_ids: Sequence[str], now: datetime | None = None) -> None:
+        """The broker took these jobs' messages: the relay leaves them alone."""
         if job_ids:
             with self.engine.begin() as connection:
                 connection.execute(
                     update(Job)
-                    .where(Job.id.in_(list(job_ids)), Job.state == "received")
-                    .values(enqueued_at=None)
+                    .where(Job.id.in_(list(job_ids)), Job.enqueued_at.is_(None))
+                    .values(enqueued_at=now or utcnow())
                 )
 
-    def stalled_jobs(self, older_than: datetime) -> list[str]:
-        """Waiting jobs nobody enqueued (a crash between commit and send): claim them."""
+    def unsent_jobs(self, older_than: datetime, limit: int = 500) -> list[str]:
+        """Waiting jobs committed but never handed to the broker (the broker was down, or the
+        process stopped between commit and send), oldest first: the outbox relay sends them."""
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(Job.id, Job.enqueued_at).where(
-                    Job.state == "received", Job.enqueued_at.is_(None), Job.updated_at < older_than
-                )
-            ).all()
-        return self.reclaim_enqueue([(row.id, row.enqueued_at) for row in rows], utcnow())
+            return list(
+                connection.execute(
+                    select(Job.id)
+                    .where(
+                        Job.state == "received",
+                        Job.enqueued_at.is_(None),
+                        Job.updated_at < older_than,
+                    )
+                    .order_by(Job.updated_at)
+                    .limit(limit)
+                ).scalars()
+            )
 
     def waiting_since(self, enqueued_before: datetime) -> list[tuple[str, datetime]]:
         """Jobs handed to the broker before ``enqueued_before`` that have not started yet."""
@@ -337,8 +272,8 @@ class Store:
     def reclaim_enqueue(
         self, jobs: Sequence[tuple[str, datetime | None]], now: datetime
     ) -> list[str]:
-        """Claim jobs (id, the ``enqueued_at`` seen, None for never) for sending; a job another
-        sweeper claimed meanwhile, or that started, is left out."""
+        """Claim jobs (id, the ``enqueued_at`` seen) for sending again; a job another sweeper
+        claimed meanwhile, or that started, is left out."""
         claimed = []
         with self.engine.begin() as connection:
             for job_id, seen in jobs:
@@ -361,14 +296,17 @@ class Store:
         subscription_id: str | None = None,
         regeneration: int = 0,
     ) -> tuple[str, bool]:
-        """A job for an Encounter: (job id, whether the caller must enqueue it)."""
+        """A job for an Encounter: (job id, whether it is new and so the caller sends it);
+        an Encounter's waiting job is reused."""
         now = utcnow()
         with self.engine.begin() as connection:
             if not regeneration:
                 jobs = Jobs(connection, now, source)
                 jobs.look_up([encounter_id])
-                job_id = jobs.job_for(encounter_id, subscription_id, [])
-                return job_id, job_id not in jobs.write()
+                made: list[str] = []
+                job_id = jobs.job_for(encounter_id, subscription_id, made)
+                jobs.write()
+                return job_id, bool(made)
             job_id = uuid.uuid4().hex
             row = new_job(job_id, encounter_id, source, subscription_id, now)
             connection.execute(insert(Job).values({**row, "regeneration": regeneration}))
@@ -600,164 +538,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Several processes share the file: WAL lets readers and one writer work at once, and the
     # busy timeout waits for a lock instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
-def _no_commit_checkpoints(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # _Checkpoints does it
-    # A WAL file that grew past this (a reader held its frames) is cut back to it when the WAL
-    # restarts; _Checkpoints restarts it at half this size, so that is rare.
-    cursor.execute("PRAGMA journal_size_limit=67108864")
-    cursor.close()
-
-
-_INHERITED: list[Any] = []  # connections a forked child must leave alone
-
-
-class _FileLock:
-    """An exclusive lock shared by this machine's processes (flock) and a process's threads.
-    Reentrant within a thread: the webhook holds it around a whole group (``intake_lock``)
-    while the store takes it again to record the group.
-
-    ``first()`` takes it ahead of this process's other threads: neither the RLock nor flock
-    queues its waiters, and a thread that writes group after group took it back the moment it
-    let it go, so the checkpointer waiting for it could wait as long as the writes went on."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._threads = threading.RLock()
-        self._depth = 0  # how many times the owning thread holds it
-        self._owner: int | None = None
-        self._no_one_first = threading.Event()  # cleared while a thread takes it first
-        self._no_one_first.set()
-        self._fd = -1
-        self._pid: int | None = None
-
-    def __enter__(self) -> None:
-        if self._owner != threading.get_ident():  # a holder taking it again never waits
-            self._no_one_first.wait()
-        self._acquire()
-
-    @contextlib.contextmanager
-    def first(self) -> Iterator[None]:
-        """Hold it, taking it before threads of this process that wait for it too."""
-        self._no_one_first.clear()
-        try:
-            self._acquire()
-        finally:
-            self._no_one_first.set()
-        try:
-            yield
-        finally:
-            self.__exit__()
-
-    def _acquire(self) -> None:
-        self._threads.acquire()
-        if self._depth:
-            self._depth += 1
-            return
-        try:
-            if self._pid != os.getpid():  # a forked child opens its own (flock is per open file)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-                weakref.finalize(self, os.close, self._fd)
-                self._pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-        self._depth = 1
-        self._owner = threading.get_ident()
-
-    def __exit__(self, *_exc: object) -> None:
-        try:
-            self._depth -= 1
-            if not self._depth:
-                self._owner = None
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
-
-
-class _Checkpoints:
-    """A daemon thread per process that checkpoints a SQLite WAL every ``interval`` seconds.
-
-    PASSIVE checkpoints wait for no reader or writer, and the fsync they end with happens here,
-    off the request path (the sqlite3 module releases the GIL while SQLite works). Several
-    processes may each run one: a checkpoint that finds another in progress returns at once.
-
-    Under sustained load the WAL never gets back to its beginning (a writer restarts it only
-    when it starts with every frame copied back, and new ones arrive during each checkpoint),
-    so once the WAL holds ``restart_bytes`` of frames one checkpoint runs holding the intake
-    lock: intake writers queue behind it for the frames of the last ``interval`` and its
-    fsyncs (measured 1-14 ms), and the next one starts the WAL anew. The threshold is well
-    under ``journal_size_limit``: a writer that restarts a WAL file longer than that limit
-    truncates it inside its commit (160 ms for 256 MiB, measured). The WAL can still grow by
-    what is written in one ``interval`` past the threshold, so that is short: one writer
-    thread on a fast machine wrote 27 MiB of frames in 50 ms, a webhook under load 20 MiB in
-    250 ms (bench/ingest.py). A check that finds little to do costs well under a millisecond.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        lock: _FileLock | None,
-        interval: float = 0.05,
-        restart_bytes: int = 32 * 2**20,
-    ) -> None:
-        self.path = path
-        self.lock = lock
-        self.interval = interval
-        self.restart_bytes = restart_bytes
-        self._pid: int | None = None
-        self._stop = threading.Event()
-        self._mutex = threading.Lock()
-
-    def ensure_running(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._mutex:
-            if self._pid != os.getpid():
-                self._stop = threading.Event()
-                thread = threading.Thread(  # holds no reference to self: stops when it goes
-                    target=_checkpoint_loop,
-                    args=(self.path, self.lock, self.interval, self.restart_bytes, self._stop),
-                    name="fhirgen-sqlite-checkpoints",
-                    daemon=True,
-                )
-                thread.start()
-                weakref.finalize(self, self._stop.set)
-                self._pid = os.getpid()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._pid = None
-
-
-def _checkpoint_loop(
-    path: str, lock: _FileLock | None, interval: float, restart_bytes: int, stop: threading.Event
-) -> None:
-    connection = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-    try:
-        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-        while not stop.wait(interval):
-            with contextlib.suppress(sqlite3.Error, OSError):
-                # (busy, frames in the WAL, frames copied back): the frame count starts again
-                # from 0 when a writer restarts the WAL, the file's size does not.
-                _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if lock is not None and frames * page_size > restart_bytes:
-                    with lock.first():
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    finally:
-        connection.close()
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean the database cannot be reached right now (answer 503)."""
-    return isinstance(exc, OperationalError)
+def _unavailable(context: ExceptionContext) -> None:
+    """Errors that mean the database cannot be reached or is locked right now come out as
+    ``StoreUnavailable`` (a ``TransientError``); others (integrity, programming) unchanged."""
+    error = context.sqlalchemy_exception
+    if context.is_pre_ping:  # the pool replaces the connection itself
+        return
+    if context.is_disconnect or isinstance(error, OperationalError | InterfaceError):
+        raise StoreUnavailable(f"store unavailable ({type(error).__name__})") from error
 
 
 def mapping(row: Row | None) -> Mapping[str, Any] | None:

@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 from flask import Response, abort, current_app, request
 from flask_login import LoginManager, UserMixin, current_user
 
+from fhirgen.errors import BrokerUnavailable
 from fhirgen.users import User, get_user
+from workers.enqueue import broker_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,13 +116,14 @@ class SignInLimiter:
         """Count one attempt from ``address``; False once over the limit."""
         key = hashlib.sha256(address.encode()).hexdigest()[:32]
         try:
-            client = state.redis()
-            name = f"fhirgen:console:signin:{key}"
-            pipe = client.pipeline()
-            pipe.set(name, 0, ex=self.window, nx=True)  # the window starts at the first attempt
-            pipe.incr(name)
-            count = int(pipe.execute()[1])
-        except Exception:  # noqa: BLE001 - Redis down: count here rather than not at all
+            with broker_errors():
+                client = state.redis()
+                name = f"fhirgen:console:signin:{key}"
+                pipe = client.pipeline()
+                pipe.set(name, 0, ex=self.window, nx=True)  # the window starts at the first try
+                pipe.incr(name)
+                count = int(pipe.execute()[1])
+        except BrokerUnavailable:  # Redis down: count here rather than not at all
             count = self._count_locally(key)
         return count <= self.limit
 

@@ -7,7 +7,6 @@ renders. Every view of a job page is audited, since it shows patient data.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from fhirgen import console_actions, console_queries
 from fhirgen.console_queries import AuditFilter, JobFilter
-from fhirgen.store import JOB_STATES, StoreError, as_utc, utcnow
+from fhirgen.errors import BrokerUnavailable, StoreUnavailable
+from fhirgen.store import JOB_STATES, as_utc, utcnow
 from fhirgen.users import authenticate
 from webhooks.console import charts, sso
 from webhooks.console.auth import (
@@ -43,6 +43,7 @@ from webhooks.console.auth import (
     admin_required,
     client_address,
 )
+from workers.enqueue import broker_errors
 
 blueprint = Blueprint(
     "console",
@@ -115,8 +116,8 @@ def _not_found(_error: Exception) -> tuple[str, int]:
     return render_template("console/error.html", code=404, message="Not found."), 404
 
 
-@blueprint.errorhandler(StoreError)
-def _store_down(_error: Exception) -> tuple[str, int]:
+@blueprint.errorhandler(StoreUnavailable)
+def _store_down(_error: StoreUnavailable) -> tuple[str, int]:
     message = "The job store cannot be reached right now; try again shortly."
     return render_template("console/error.html", code=503, message=message), 503
 
@@ -229,12 +230,13 @@ def overview() -> str:
 def _queue_depths(state: Any) -> dict[str, int] | None:
     """Messages waiting per queue (Redis LLEN), or None when Redis does not answer."""
     try:
-        client = state.redis()
-        pipe = client.pipeline()
-        for queue in QUEUES:
-            pipe.llen(queue)
-        return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
-    except Exception:  # noqa: BLE001 - the page shows "unavailable" whatever the cause
+        with broker_errors():
+            client = state.redis()
+            pipe = client.pipeline()
+            for queue in QUEUES:
+                pipe.llen(queue)
+            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+    except BrokerUnavailable:
         return None
 
 
@@ -302,15 +304,10 @@ def job(job_id: str) -> str:
 
 
 def _enqueue(job_id: str) -> bool:
-    """Hand a job to the broker; if it is down, leave it for the sweeper (False)."""
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import RedisError
-
+    """Hand a committed job to the broker; if it is down, the outbox relay sends it (False)."""
     try:
         _state().enqueue_jobs([job_id])
-    except (OperationalError, RedisError, OSError):
-        with contextlib.suppress(StoreError):
-            _state().store.unclaim_enqueue([job_id])
+    except BrokerUnavailable:
         return False
     return True
 
@@ -446,12 +443,9 @@ def register_subscription() -> BaseResponse:
 @login_required
 @admin_required
 def reconcile() -> BaseResponse:
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import RedisError
-
     try:
         _state().enqueue_reconcile(None)
-    except (OperationalError, RedisError, OSError):
+    except BrokerUnavailable:
         flash("The broker is unreachable; reconciliation was not started.", "error")
     else:
         console_actions.reconcile_now(_state().store, actor())
