@@ -15,7 +15,7 @@ up; those the server finished are recorded but were never read), and every messa
 Celery's for one of those jobs.
 
 Per point it also prints the CPU time per request of the server's processes (gunicorn's
-workers, and the webhook's intake writer with its supervisor) and of Redis (when it reports
+workers) and of Redis (when it reports
 it), wrk's share of a core, how busy the whole machine was and the load average: on a shared
 machine, read the webhook's figures next to the bare endpoint's of the same point.
 
@@ -169,8 +169,7 @@ def start_server(
 
 
 def _tree_cpu(root: int) -> float:
-    """CPU seconds used so far by a process's descendants (gunicorn's workers, the intake
-    writer under its supervisor)."""
+    """CPU seconds used so far by a process's descendants (gunicorn's workers)."""
     parents: dict[int, int] = {}
     seconds: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
