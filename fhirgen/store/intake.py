@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from fhirgen.store.models import Job, NotificationEvent, Subscription
+from fhirgen.store.models import Base
 
 # The intake's statements: Core statements on the tables with bound parameters (named apart
 # from the columns: an UPDATE reads a parameter named like a column as that column's value).
-_SUBSCRIPTIONS = Subscription.__table__
-_JOBS = Job.__table__
+_SUBSCRIPTIONS = Base.metadata.tables["subscriptions"]
+_JOBS = Base.metadata.tables["jobs"]
 _TOUCH = (
     update(_SUBSCRIPTIONS)
     .where(_SUBSCRIPTIONS.c.id == bindparam("sid"))
@@ -51,13 +51,13 @@ _STATUS_ERRORS = {"active": None, "error": "EHR reports an error"}
 _JOBS_OF_ENCOUNTERS = select(_JOBS.c.id, _JOBS.c.state, _JOBS.c.encounter_id).where(
     _JOBS.c.encounter_id.in_(bindparam("encounters", expanding=True))
 )
-_EVENTS = NotificationEvent.__table__
+_EVENTS = Base.metadata.tables["notification_events"]
 _SEEN_EVENTS = select(_EVENTS.c.id).where(
     _EVENTS.c.subscription_id == bindparam("sid"),
     _EVENTS.c.event_number == bindparam("number"),
 )
 _ADD_JOB = insert(_JOBS)
-_ADD_EVENT = insert(NotificationEvent.__table__)
+_ADD_EVENT = insert(_EVENTS)
 
 
 def _missing(
