@@ -54,7 +54,7 @@ class WebhookState:
                 enqueue_reconcile(subscription, self.celery(), fail_fast=True)
         except TransientError as exc:
             log.warning(
-                "subscription %s: recorded, not sent (%s); the relay sends it",
+                "subscription %s: recorded, not sent (%s); the relay sends its jobs",
                 subscription_id[:64],
                 exc,
             )
