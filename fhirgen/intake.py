@@ -6,8 +6,6 @@ clinical content is never used (the worker re-reads the Encounter from the EHR).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fhirgen.fhir.notifications import Notification
 from fhirgen.store import IntakeResult, Received, Store
 
@@ -16,19 +14,10 @@ _WITH_EVENTS = ("rest-hook", "event-notification", "query-event")
 
 
 def accept(store: Store, subscription_id: str, notification: Notification) -> IntakeResult:
-    """Record a notification; returns the jobs to enqueue and whether to reconcile."""
-    (result,) = accept_many(store, [(subscription_id, notification)])
+    """Record a notification and its new jobs in one transaction (committed unsent); returns
+    the jobs to send and whether to reconcile."""
+    (result,) = store.record_notifications([received(subscription_id, notification)])
     return result
-
-
-def accept_many(
-    store: Store, notifications: Sequence[tuple[str, Notification]]
-) -> list[IntakeResult]:
-    """Record (subscription id, notification) pairs in one transaction, each as ``accept``
-    would in this order; one result per notification."""
-    return store.record_notifications(
-        [received(subscription_id, n) for subscription_id, n in notifications]
-    )
 
 
 def received(subscription_id: str, notification: Notification) -> Received:

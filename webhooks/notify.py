@@ -18,7 +18,7 @@ from werkzeug.exceptions import InternalServerError
 
 from fhirgen.errors import StoreUnavailable
 from fhirgen.fhir.notifications import NotificationError, parse_notification
-from fhirgen.intake import received
+from fhirgen.intake import accept
 from fhirgen.subscriptions import verify
 from webhooks.metrics import notified
 from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
@@ -63,7 +63,7 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     except NotificationError as exc:
         return _refuse(exc.status, exc.code, str(exc), subscription_id)
     try:
-        (intake,) = state.store.record_notifications([received(subscription_id, notification)])
+        intake = accept(state.store, subscription_id, notification)
     except StoreUnavailable:
         return _unavailable(subscription_id)
     state.send(subscription_id, intake)  # after the commit; never refuses what is recorded
