@@ -155,7 +155,10 @@ def generate_many(services: Services, job_ids: list[str]) -> dict[str, str | Non
             kind: {"dropped": [vars(d) for d in r.dropped], "fallbacks": list(r.fallbacks)}
             for kind, r in result.reports.items()
         }
-        usage = {kind: dict(draft.usage) for kind, draft in result.drafts.items() if draft.usage}
+        # Per document kind what it cost, and how many jobs shared the generator call.
+        usage: dict[str, Any] = {
+            kind: dict(draft.usage) for kind, draft in result.drafts.items() if draft.usage
+        }
         usage["jobs_in_batch"] = len(ready)
         if store.advance(
             job.id,

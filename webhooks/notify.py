@@ -49,7 +49,7 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         return _refuse(413, "too-costly", f"body over {limit} bytes", subscription_id)
-    problem = verify(subscription, request.headers, body, state.vault)
+    problem = verify(subscription, dict(request.headers), body, state.vault)
     if problem:
         return _refuse(401, "login", problem, subscription_id)
     try:

@@ -21,13 +21,14 @@ from fhirgen.store import Store
 @cache
 def services() -> Services:
     settings = load_settings()
-    if not settings.ehr_base_url:
+    base_url = settings.ehr_base_url
+    if not base_url:
         raise ConfigError("FHIRGEN_EHR_BASE_URL is not set: the workers need the EHR's FHIR base")
     store = Store.from_settings(settings)
     auth = _auth(settings)
 
     def client() -> FhirClient:
-        return FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout)
+        return FhirClient(base_url, auth=auth, timeout=settings.ehr_timeout)
 
     # Loaded on first use in the worker process (never at import: CUDA does not survive fork).
     generator = cache(lambda: get_generator(settings.backend, settings))

@@ -76,7 +76,7 @@ def _missing(
             first = previous + 1 if first is None else first
             last = number - 1
         previous = max(previous, number)
-    return None if first is None else (first, last)
+    return None if first is None or last is None else (first, last)
 
 
 def time_ordered_id() -> str:
@@ -224,7 +224,8 @@ def _plan_subscription(
                 if number is not None and number <= last_seen:
                     note = f"event {number} arrived late"
                 wants_job = True
-            seen.add(number)
+            if number is not None:
+                seen.add(number)
             if note:
                 notes.append(note)
             rows.append(

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from fhirgen.users import console_session_key
@@ -60,7 +60,7 @@ class _ConsoleSessions(SecureCookieSessionInterface):
     sends it: the EHR's notifications, health checks and metrics get the empty null session
     instead of a signing serializer built and a cookie looked for on every request."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if not request.path.startswith(app.config["SESSION_COOKIE_PATH"]):
             return self.make_null_session(app)
         return super().open_session(app, request)

@@ -58,7 +58,7 @@ def _client() -> Any:
 def start(settings: Any) -> BaseResponse:
     """Send the browser to the provider."""
     redirect_uri = f"{str(settings.public_url).rstrip('/')}{CALLBACK_PATH}"
-    return _client().authorize_redirect(redirect_uri)  # type: ignore[no-any-return]
+    return _client().authorize_redirect(redirect_uri)
 
 
 def finish(state: Any, address: str) -> BaseResponse | tuple[str, int]:

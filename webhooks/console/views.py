@@ -415,7 +415,7 @@ def register_subscription() -> BaseResponse:
     try:
         with FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout) as client:
             if kind == "topic":
-                topic = (form.get("topic") or "").strip() or "auto"
+                topic: str | None = (form.get("topic") or "").strip() or "auto"
                 if topic == "auto":
                     topic = pick_discharge_topic(discover_topics(client))
                     if topic is None:
@@ -429,8 +429,9 @@ def register_subscription() -> BaseResponse:
         flash(f"Registration failed: {exc}", "error")
         return redirect(url_for("console.subscriptions"))
     finally:
-        if hasattr(auth, "close"):
-            auth.close()
+        close = getattr(auth, "close", None)  # SMART backend auth holds an HTTP client
+        if close is not None:
+            close()
     flash(
         f"Registered subscription {registration.id} (EHR Subscription/{registration.ehr_id}, "
         f"{registration.status}).",

@@ -12,6 +12,8 @@ Revises: 0006
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -33,7 +35,7 @@ _PARTIAL = (
 )
 
 
-def _where(column: str) -> dict[str, object]:
+def _where(column: str) -> dict[str, Any]:
     condition = sa.text(f"{column} IS NOT NULL")
     return {"sqlite_where": condition, "postgresql_where": condition}
 
