@@ -162,7 +162,27 @@ class Settings(BaseSettings):
         default=8, ge=0, description="Retries of a job step after transient EHR errors."
     )
     retry_backoff_max: int = Field(
-        default=600, gt=0, description="Longest wait between retries, seconds."
+        default=600,
+        gt=0,
+        description="Longest wait between retries, seconds (a Retry-After is honoured up to it).",
+    )
+    reading_timeout: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds a job may sit in reading without progress before the sweeper "
+        "resumes it (above the longest read plus FHIRGEN_RETRY_BACKOFF_MAX).",
+    )
+    generating_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds a job may sit in generating before the sweeper resumes it (above "
+        "the longest batch plus FHIRGEN_RETRY_BACKOFF_MAX).",
+    )
+    writing_timeout: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds a job may sit in writing before the sweeper resumes it (above "
+        "the longest write plus FHIRGEN_RETRY_BACKOFF_MAX).",
     )
     requeue_after: float = Field(
         default=600.0,

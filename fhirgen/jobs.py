@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,6 +282,52 @@ def lost_jobs(services: Services, queued: int, *, now: datetime | None = None) -
             queued,
         )
     return claimed
+
+
+# An active state, the setting that bounds how long a job may sit in it, and the step it waits
+# for; a job in ``received`` that was sent is ``lost_jobs``'s (the relay sends unsent ones).
+_TIMEOUTS = {
+    "reading": "reading_timeout",
+    "generating": "generating_timeout",
+    "writing": "writing_timeout",
+}
+
+
+def stalled_jobs(
+    services: Services, waiting: Mapping[str, int], *, now: datetime | None = None
+) -> list[tuple[str, str]]:
+    """Jobs to resume, as (step, job id): the sweeper sends each its step again.
+
+    ``waiting`` is, per step, how many messages its queue holds. A sent job still ``received``
+    after ``requeue_after`` seconds is ``lost_jobs``'s. A job in ``reading``, ``generating`` or
+    ``writing`` whose row has not moved for that state's timeout (a step's progress and each
+    retry it schedules move it) lost its step: a store or broker failure the retries did not
+    outlast, a message Redis dropped. As for ``lost_jobs``, while the step's queue holds at
+    least as many messages as such jobs they may be waiting there behind a backlog, and none is
+    sent. Each job resumed is claimed (its ``updated_at`` moved to now), so a sweep resends it
+    once per timeout; the step's state checks and the draft claims make a second delivery of
+    a step that was alive after all do nothing twice.
+    """
+    now = now or utcnow()
+    store, settings = services.store, services.settings
+    resumed = [(READ, job_id) for job_id in lost_jobs(services, waiting.get(READ, 0), now=now)]
+    for state, setting in _TIMEOUTS.items():
+        timeout = float(getattr(settings, setting))
+        stalled = store.stalled(state, now - timedelta(seconds=timeout))
+        step = next_step_for(state)
+        if not stalled or step is None or len(stalled) <= waiting.get(step, 0):
+            continue
+        claimed = store.reclaim_stalled(state, stalled, now)
+        if claimed:
+            log.warning(
+                "%d job(s) sat in %s over %.0f s: step %s sent again",
+                len(claimed),
+                state,
+                timeout,
+                step,
+            )
+        resumed += [(step, job_id) for job_id in claimed]
+    return resumed
 
 
 def stale_subscriptions(services: Services, *, now: datetime | None = None) -> list[str]:

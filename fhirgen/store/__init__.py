@@ -286,6 +286,39 @@ class Store:
                     claimed.append(job_id)
         return claimed
 
+    def stalled(self, state: str, updated_before: datetime) -> list[tuple[str, datetime]]:
+        """Jobs in an active ``state`` that have not moved (nor retried) since ``updated_before``:
+        (id, ``updated_at`` seen), oldest first, for the sweeper."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(Job.id, Job.updated_at)
+                .where(Job.state == state, Job.updated_at < updated_before)
+                .order_by(Job.updated_at)
+            ).all()
+        return [(row.id, row.updated_at) for row in rows]
+
+    def reclaim_stalled(
+        self, state: str, jobs: Sequence[tuple[str, datetime]], now: datetime
+    ) -> list[str]:
+        """Claim stalled jobs (id, the ``updated_at`` seen) for resuming; a job that moved on,
+        retried, or that another sweeper claimed meanwhile is left out."""
+        claimed = []
+        with self.engine.begin() as connection:
+            for job_id, seen in jobs:
+                result = connection.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == state, Job.updated_at == seen)
+                    .values(updated_at=now)
+                )
+                if result.rowcount:
+                    claimed.append(job_id)
+        return claimed
+
+    def touch(self, job_id: str) -> None:
+        """The job's step is alive (a retry is scheduled): the sweeper's clock starts again."""
+        with self.engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
+
     # -- jobs -------------------------------------------------------------------------------
 
     def create_job(
