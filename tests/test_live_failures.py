@@ -55,7 +55,12 @@ def system(proxy, tmp_path_factory):
     live = LiveSystem(
         tmp_path_factory.mktemp("fhirgen"),
         proxy.base_url,
-        extra_env={"FHIRGEN_EHR_TIMEOUT": "2", "FHIRGEN_VISIBILITY_TIMEOUT": "6"},
+        # A Retry-After is honoured up to the backoff cap: 5 s here, above the 429's 3 s.
+        extra_env={
+            "FHIRGEN_EHR_TIMEOUT": "2",
+            "FHIRGEN_VISIBILITY_TIMEOUT": "6",
+            "FHIRGEN_RETRY_BACKOFF_MAX": "5",
+        },
     ).start()
     live.subscribe()
     yield live
