@@ -1,14 +1,20 @@
-"""The job store failing under a running step: the job still finishes, drafted once.
+"""The job store failing under a running step, or a step's message lost: the job still
+finishes, drafted once.
 
 On PostgreSQL (the production store), the worker's connection is killed by the server
 (``pg_terminate_backend``) while the read step is inside a statement: the step sees
 ``StoreUnavailable``, Celery retries the task, and the job reaches ``done`` with one draft in
-the EHR. Skips, saying why, when no PostgreSQL answers at ``FHIRGEN_TEST_POSTGRES_URL``.
+the EHR (that test skips, saying why, when no PostgreSQL answers at
+``FHIRGEN_TEST_POSTGRES_URL``). A job left in ``generating`` without a message past its
+timeout is resumed by the sweeper.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import redis
 import sqlalchemy as sa
 
 from tests.databases import fresh_database
@@ -24,6 +30,7 @@ from tests.live import (
     sample_stay,
     wait_until,
 )
+from workers.app import create_celery
 
 pytestmark = pytest.mark.live
 
@@ -98,3 +105,46 @@ def test_the_store_connection_killed_mid_step_the_job_finishes_drafted_once(tmp_
             admin.dispose()
             proxy.close()
             ehr.stop()
+
+
+def test_a_job_whose_step_was_lost_mid_job_is_resumed_by_the_sweeper(tmp_path):
+    """A job in ``generating`` whose message Redis lost (no gpu worker took it yet) sits there
+    past FHIRGEN_GENERATING_TIMEOUT; the sweeper (what beat runs every minute, sent now)
+    sends its generate step again, and the job finishes, drafted once."""
+    ehr = SekmetServer(tmp_path / "ehr").start()
+    live = LiveSystem(
+        tmp_path / "fhirgen", ehr.base_url, extra_env={"FHIRGEN_GENERATING_TIMEOUT": "1"}
+    ).start(worker="io")  # reads and writes; nobody drafts yet
+    try:
+        live.subscribe()
+        stay = sample_stay("heart-failure")
+        encounter_id = discharged(stay)["id"]
+        ehr.put_all(admitted(stay))
+        ehr.put_all([discharged(stay)])
+        (job,) = wait_until(
+            lambda: [
+                j for j in live.store.jobs(encounter_id=encounter_id) if j.state == "generating"
+            ],
+            what="the job to be read",
+        )
+        broker = redis.Redis.from_url(live.redis_url)
+        wait_until(lambda: broker.llen("gpu"), what="the generate step's message")
+        broker.delete("gpu")  # lost, as in a Redis restart without its data
+        time.sleep(1.5)  # past FHIRGEN_GENERATING_TIMEOUT
+        live.start_worker("gpu", name="gpu")
+        create_celery(live.settings).send_task("fhirgen.requeue_stalled")
+        found = wait_until(
+            lambda: complete_drafts(ehr, encounter_id), timeout=120, what="the resumed draft"
+        )
+        wait_until(lambda: live.store.job(job.id).state == "done", what="the job to finish")
+        assert {k: len(v) for k, v in found.items()} == {
+            "DocumentReference": 1,
+            "PatientInstructions": 1,
+            "CarePlan": 1,
+            "Provenance": 1,
+        }
+        assert [j.state for j in live.store.jobs(encounter_id=encounter_id)] == ["done"]
+        assert "sat in generating over 1 s: step generate sent again" in live.logs()
+    finally:
+        live.stop()
+        ehr.stop()
