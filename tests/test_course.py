@@ -115,6 +115,20 @@ def test_the_summary_has_no_inventory_sections_and_no_note_titles(stays):
         assert "Progress Note" not in text and "Clinical notes on file" not in text
 
 
+def _condition(rid: str, code: str, name: str, **extra: object) -> dict:
+    """An active Condition of the sample patient (``extra``: encounter, onset…)."""
+    from tests.records import concept
+
+    return {
+        "resourceType": "Condition",
+        "id": rid,
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": concept(code, name),
+        "subject": {"reference": "Patient/p1"},
+        **extra,
+    }
+
+
 def _numeric(text: str) -> bool:
     return re.fullmatch(r"-?\d+(\.\d+)?", text) is not None
 
@@ -140,22 +154,14 @@ def test_a_critical_value_no_problem_claims_comes_first():
 def test_nothing_is_said_twice_when_problems_or_medicines_look_alike():
     """Two diagnoses nothing is linked to, and two new medicines taken the same way: no
     sentence repeats, and the verifier drops nothing of the template's."""
-    from tests.records import concept, discharge_order, small_stay
-
-    def diagnosis(rid: str, code: str, name: str) -> dict:
-        return {
-            "resourceType": "Condition",
-            "id": rid,
-            "clinicalStatus": {"coding": [{"code": "active"}]},
-            "code": concept(code, name),
-            "subject": {"reference": "Patient/p1"},
-            "encounter": {"reference": "Encounter/e1"},
-        }
+    from tests.records import discharge_order, small_stay
 
     resources = [
         *small_stay(),
-        diagnosis("q1", "271807003", "Eruption of skin"),
-        diagnosis("q2", "267036007", "Dyspnea on exertion"),
+        _condition("q1", "271807003", "Eruption of skin", encounter={"reference": "Encounter/e1"}),
+        _condition(
+            "q2", "267036007", "Dyspnea on exertion", encounter={"reference": "Encounter/e1"}
+        ),
         discharge_order("n1", "Famotidine 20 MG Oral Tablet", "310273", "1 tablet daily", 1, "1"),
         discharge_order("n2", "Folic acid 1 MG Oral Tablet", "310410", "1 tablet daily", 1, "1"),
     ]
@@ -177,23 +183,18 @@ def test_nothing_is_said_twice_when_problems_or_medicines_look_alike():
 
 
 def test_social_circumstances_are_social_history_not_active_problems():
-    from tests.records import concept, small_stay
-
-    def finding(rid: str, code: str, name: str) -> dict:
-        return {
-            "resourceType": "Condition",
-            "id": rid,
-            "clinicalStatus": {"coding": [{"code": "active"}]},
-            "code": concept(code, name),
-            "subject": {"reference": "Patient/p1"},
-            "onsetDateTime": "2020-01-01",
-        }
+    from tests.records import small_stay
 
     resources = [
         *small_stay(),
-        finding("s1", "160903007", "Full-time employment (finding)"),
-        finding("s2", "422650009", "Social isolation (finding)"),
-        finding("s3", "232717009", "History of coronary artery bypass grafting (situation)"),
+        _condition("s1", "160903007", "Full-time employment (finding)", onsetDateTime="2020-01-01"),
+        _condition("s2", "422650009", "Social isolation (finding)", onsetDateTime="2020-01-01"),
+        _condition(
+            "s3",
+            "232717009",
+            "History of coronary artery bypass grafting (situation)",
+            onsetDateTime="2020-01-01",
+        ),
     ]
     record = PatientRecord("p1", resources)
     result = draft_stay(
