@@ -1,11 +1,18 @@
-"""Console users: adding them, their passwords, signing in with lockout after failed attempts.
+"""Console users: adding them, their passwords and roles, signing in with throttling per client,
+and ending their sessions.
 
 Passwords are hashed with Argon2id (``argon2-cffi``, its RFC 9106 low-memory profile: 64 MiB,
 3 passes); where that package is missing, with scrypt from the standard library (N=2**15, r=8,
 p=1). Both kinds of stored hash verify, whichever is in use. Signing in takes the same time for
-an unknown user, a locked one and a wrong password: each verifies a hash.
+an unknown user, a disabled one, a throttled client and a wrong password: each verifies a hash.
 
-``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``.
+Wrong passwords are counted per account *and* client (``source_key``: the address, an IPv6
+address by its /64): from the ``MAX_FAILED_LOGINS``-th on, that client is refused for that
+account for ``LOCKOUT``, doubling with each further failure up to ``MAX_LOCKOUT``. Other clients
+are not: a stranger's guesses never lock the user out. ``unlock`` (an admin) clears the count.
+
+Sessions: every console session carries the user's ``session_epoch``; ``end_sessions`` raises
+it (sign-out, a new password or role, disabling do), so every session made before ends.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -21,19 +29,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, case, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from fhirgen.errors import ConfigError, FhirgenError
 from fhirgen.secrets import key_file
 from fhirgen.store import Store, as_utc, utcnow
-from fhirgen.store.console_models import ROLES
+from fhirgen.store.console_models import ROLES, SignInFailure
 from fhirgen.store.console_models import User as _UserRow
 
 __all__ = [
     "EXTERNAL_PREFIX",
+    "FAILURE_MEMORY",
     "LOCKOUT",
     "MAX_FAILED_LOGINS",
+    "MAX_LOCKOUT",
     "MIN_PASSWORD_LENGTH",
     "ROLES",
     "User",
@@ -41,22 +52,33 @@ __all__ = [
     "add_user",
     "authenticate",
     "console_session_key",
+    "disable_user",
+    "enable_user",
+    "end_sessions",
     "get_user",
     "hash_password",
     "hashing_scheme",
     "list_users",
+    "lockout_for",
     "set_password",
+    "set_role",
     "sign_in_external",
+    "source_key",
+    "throttled_sources",
+    "unlock",
     "verify_password",
 ]
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=5)
+MAX_FAILED_LOGINS = 5  # wrong passwords from one client before it is refused for the account
+LOCKOUT = timedelta(minutes=5)  # the first refusal; doubled with each further failure
+MAX_LOCKOUT = timedelta(hours=1)
+FAILURE_MEMORY = timedelta(days=1)  # a client's count restarts after a day without failures
 MIN_PASSWORD_LENGTH = 12
 # The password "hash" of a user an identity provider signs in: no password matches it.
 EXTERNAL_PREFIX = "external$"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,119}$")
 _USERS = cast(Table, _UserRow.__table__)
+_FAILURES = cast(Table, SignInFailure.__table__)
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 
 
@@ -74,10 +96,18 @@ class User:
     created_at: datetime
     last_login_at: datetime | None
     fingerprint: str  # changes with the password: sessions made before a change end
+    session_epoch: int = 0  # raised by end_sessions: sessions made before it end
+    disabled: bool = False  # may not sign in; no session of theirs is accepted
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def session_id(self) -> str:
+        """What a session names its user by: no longer matches once the password changes or
+        the sessions are ended."""
+        return f"{self.id}:{self.fingerprint}:{self.session_epoch}"
 
 
 # -- hashing ----------------------------------------------------------------------------------
@@ -189,6 +219,8 @@ def _user(row: Any) -> User:
         as_utc(row.created_at),  # type: ignore[arg-type]
         as_utc(row.last_login_at),
         fingerprint,
+        int(row.session_epoch or 0),
+        row.disabled_at is not None,
     )
 
 
@@ -215,21 +247,50 @@ def add_user(store: Store, name: str, role: str, password: str) -> User:
     return user
 
 
-def set_password(store: Store, name: str, password: str) -> User:
-    """Give a user a new password (and lift any lockout); their existing sessions end."""
+def _change(store: Store, name: str, **values: Any) -> User:
+    """Update a user's row and raise its session epoch (their sessions end) in one step."""
     username = _check_name(name)
-    _check_password(password)
     with store.engine.begin() as connection:
         changed = connection.execute(
             update(_USERS)
             .where(_USERS.c.username == username)
-            .values(password_hash=hash_password(password), failed_logins=0, locked_until=None)
+            .values(session_epoch=_USERS.c.session_epoch + 1, **values)
         )
+        if changed.rowcount and "password_hash" in values:
+            connection.execute(delete(_FAILURES).where(_FAILURES.c.username == username))
     if not changed.rowcount:
         raise UserError(f"no user {username!r}")
     user = get_user(store, username)
     assert user is not None
     return user
+
+
+def set_password(store: Store, name: str, password: str) -> User:
+    """Give a user a new password (and lift any throttling); their existing sessions end."""
+    _check_password(password)
+    return _change(store, name, password_hash=hash_password(password))
+
+
+def set_role(store: Store, name: str, role: str) -> User:
+    """Give a user another role; their existing sessions end (they sign in again)."""
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    return _change(store, name, role=role)
+
+
+def disable_user(store: Store, name: str, *, now: datetime | None = None) -> User:
+    """Refuse a user's sign-ins (password or single sign-on) and end their sessions."""
+    return _change(store, name, disabled_at=now or utcnow())
+
+
+def enable_user(store: Store, name: str) -> User:
+    """Let a disabled user sign in again."""
+    return _change(store, name, disabled_at=None)
+
+
+def end_sessions(store: Store, name: str) -> User:
+    """End every open session of a user (signing out does this), wherever it was made."""
+    return _change(store, name)
 
 
 def sign_in_external(
@@ -262,10 +323,13 @@ def sign_in_external(
             )
         elif row.password_hash != marker:
             raise UserError(f"user {username!r} exists and is not this provider's")
+        elif row.disabled_at is not None:
+            raise UserError(f"user {username!r} is disabled")
         else:
-            connection.execute(
-                update(_USERS).where(_USERS.c.id == row.id).values(role=role, last_login_at=now)
-            )
+            values: dict[str, Any] = {"role": role, "last_login_at": now}
+            if row.role != role:  # the provider changed their groups: earlier sessions end
+                values["session_epoch"] = _USERS.c.session_epoch + 1
+            connection.execute(update(_USERS).where(_USERS.c.id == row.id).values(**values))
     user = get_user(store, username)
     assert user is not None
     return user
@@ -287,42 +351,134 @@ def list_users(store: Store) -> list[User]:
 
 
 def authenticate(
-    store: Store, name: str, password: str, *, now: datetime | None = None
+    store: Store,
+    name: str,
+    password: str,
+    *,
+    source: str = "unknown",
+    now: datetime | None = None,
 ) -> User | None:
-    """The user if ``password`` is theirs and the account is not locked; else None.
+    """The user if ``password`` is theirs, the account enabled and ``source`` (the client's
+    address) not throttled for it; else None.
 
-    A wrong password counts against the account: the ``MAX_FAILED_LOGINS``-th in a row locks
-    it for ``LOCKOUT`` (during which even the right password is refused). A success resets the
-    count and records the time.
+    A wrong password counts against this account from this source only: from the
+    ``MAX_FAILED_LOGINS``-th on, the source is refused for the account (even the right
+    password) for ``LOCKOUT``, doubled with each further failure up to ``MAX_LOCKOUT``. Other
+    sources still sign in. A success from the source clears its count; so do a new password
+    and ``unlock``.
     """
     now = now or utcnow()
     username = name.strip().lower()[:120]
+    key = source_key(source)
+    where = (_FAILURES.c.username == username) & (_FAILURES.c.source == key)
     with store.engine.connect() as connection:
         row = connection.execute(select(_USERS).where(_USERS.c.username == username)).first()
+        failed = connection.execute(select(_FAILURES).where(where)).first() if row else None
     if row is None:
         verify_password(_dummy_hash(), password)
         return None
-    locked = as_utc(row.locked_until)
-    matches = verify_password(row.password_hash, password)  # also when locked: same timing
-    if locked is not None and locked > now:
+    # Always verified, also when disabled or throttled: every refusal costs the same.
+    matches = verify_password(row.password_hash, password)
+    locked = as_utc(failed.locked_until) if failed is not None else None
+    if row.disabled_at is not None or (locked is not None and locked > now):
         return None
     with store.engine.begin() as connection:
         if not matches:
-            reached = _USERS.c.failed_logins + 1 >= MAX_FAILED_LOGINS
-            connection.execute(
-                update(_USERS)
-                .where(_USERS.c.id == row.id)
-                .values(
-                    failed_logins=case((reached, 0), else_=_USERS.c.failed_logins + 1),
-                    locked_until=case((reached, now + LOCKOUT), else_=None),
-                )
-            )
+            _count_failure(connection, username, key, failed, now)
             return None
-        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        if failed is not None:
+            connection.execute(delete(_FAILURES).where(where))
+        values: dict[str, Any] = {"last_login_at": now}
         if _needs_rehash(row.password_hash):
             values["password_hash"] = hash_password(password)
         connection.execute(update(_USERS).where(_USERS.c.id == row.id).values(**values))
     return get_user(store, int(row.id))
+
+
+def _count_failure(
+    connection: Connection, username: str, key: str, failed: Any, now: datetime
+) -> None:
+    """One more wrong password for ``username`` from ``key``; lock that pair from the
+    ``MAX_FAILED_LOGINS``-th on."""
+    where = (_FAILURES.c.username == username) & (_FAILURES.c.source == key)
+    last = as_utc(failed.last_failed_at) if failed is not None else None
+    if failed is None or last is None or now - last > FAILURE_MEMORY:
+        connection.execute(delete(_FAILURES).where(where))
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    insert(_FAILURES).values(
+                        username=username, source=key, failures=1, last_failed_at=now
+                    )
+                )
+            count = 1
+        except IntegrityError:  # the same client failing twice at once: count on its row
+            count = _increment(connection, where, now)
+    else:
+        count = _increment(connection, where, now)
+    if count >= MAX_FAILED_LOGINS:
+        connection.execute(
+            update(_FAILURES).where(where).values(locked_until=now + lockout_for(count))
+        )
+
+
+def _increment(connection: Connection, where: Any, now: datetime) -> int:
+    updated = connection.execute(
+        update(_FAILURES)
+        .where(where)
+        .values(failures=_FAILURES.c.failures + 1, last_failed_at=now)
+        .returning(_FAILURES.c.failures)
+    ).first()
+    return int(updated[0]) if updated is not None else 1
+
+
+def lockout_for(failures: int) -> timedelta:
+    """How long a source is refused after its ``failures``-th wrong password in a row."""
+    if failures < MAX_FAILED_LOGINS:
+        return timedelta(0)
+    doublings = min(failures - MAX_FAILED_LOGINS, 16)
+    return min(LOCKOUT * 2**doublings, MAX_LOCKOUT)
+
+
+def source_key(address: str) -> str:
+    """The client a sign-in attempt is counted against: its address, an IPv6 one by its /64
+    (one host usually holds a whole /64), hashed (no address is stored)."""
+    text = address.strip()
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            text = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        else:
+            text = str(ip)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def throttled_sources(store: Store, name: str, *, now: datetime | None = None) -> int:
+    """How many sources are refused for user ``name`` right now."""
+    with store.engine.connect() as connection:
+        found = connection.execute(
+            select(func.count()).where(
+                _FAILURES.c.username == name.strip().lower()[:120],
+                _FAILURES.c.locked_until > (now or utcnow()),
+            )
+        ).scalar_one()
+    return int(found)
+
+
+def unlock(store: Store, name: str) -> int:
+    """Clear every source's wrong-password count for user ``name`` (an admin's unlock); the
+    number of sources cleared. ``UserError`` for an unknown user."""
+    username = _check_name(name)
+    if get_user(store, username) is None:
+        raise UserError(f"no user {username!r}")
+    with store.engine.begin() as connection:
+        cleared = connection.execute(delete(_FAILURES).where(_FAILURES.c.username == username))
+    return int(cleared.rowcount or 0)
 
 
 # -- the console's session key ----------------------------------------------------------------

@@ -1,14 +1,15 @@
-"""The console's tables (console users, worker heartbeats) and its indexes on existing tables.
+"""The console's tables (console users, sign-in failures, worker heartbeats) and its indexes on
+existing tables.
 
-They live on the job store's ``Base``; revision ``0003`` creates them; ``fhirgen.store``
-imports this module, so ``Base.metadata`` always holds them.
+They live on the job store's ``Base``; revisions ``0003`` and ``0008`` create them;
+``fhirgen.store`` imports this module, so ``Base.metadata`` always holds them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fhirgen.store.models import AuditEntry, Base, Job, UTCDateTime, not_null
@@ -28,7 +29,30 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # admin | viewer
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Unused since revision 0008 (failures are counted per client in ``sign_in_failures``);
+    # kept so that a downgrade finds them.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Part of every session's id: raised on sign-out, a new password or role, disabling, so
+    # that every session made before (a copied cookie too) is refused on its next request.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: may sign in
+
+
+class SignInFailure(Base):
+    """Wrong passwords for one account from one client (a hashed address or IPv6 /64).
+
+    From the ``MAX_FAILED_LOGINS``-th on, that client, and only that one, is refused for that
+    account until ``locked_until`` (doubling with each further failure); see ``fhirgen.users``.
+    """
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (PrimaryKeyConstraint("username", "source"),)
+
+    username: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
