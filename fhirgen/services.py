@@ -20,13 +20,17 @@ import click
 
 from fhirgen.broker import redis_url
 from fhirgen.config import Settings
+from fhirgen.files import keep_private, private_folder
 from fhirgen.store import Store
 
 GPU_QUEUE = "gpu"
 
 
 def prepare(settings: Settings) -> dict[str, str]:
-    """Migrate the store, resolve the broker, and return the environment children need."""
+    """Make the data folder private, migrate the store, resolve the broker, and return the
+    environment children need."""
+    keep_private()
+    private_folder(settings.data_dir)
     store = Store.from_settings(settings)
     store.migrate()
     store.dispose()  # no pooled connection may cross into forked children
@@ -112,8 +116,7 @@ def metrics_dir(settings: Settings) -> Path:
     """A fresh folder for gunicorn workers' Prometheus files (stale counts must not survive)."""
     folder = Path(settings.data_dir).resolve() / "prometheus"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
+    return private_folder(folder)
 
 
 def echo_registration(registration: Any) -> None:

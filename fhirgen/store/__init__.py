@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
 from fhirgen.errors import StoreUnavailable
+from fhirgen.files import private_file
 
 # The console's tables are part of the schema: Base.metadata must always hold them.
 from fhirgen.store import console_models as _console_models  # noqa: F401
@@ -103,7 +104,8 @@ class Store:
             kwargs["pool_pre_ping"] = False
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                private_file(path)  # drafts, facts and password hashes: 0600, as its WAL
             kwargs["connect_args"] = {"check_same_thread": False}
         self.engine: Engine = create_engine(url, **kwargs)
         event.listen(self.engine, "handle_error", _unavailable)
