@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets as random
+import threading
+import time
 import weakref
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fhirgen.errors import PermanentError
 from fhirgen.secrets import Vault, new_secret, signature_matches, token_hash, token_matches
@@ -26,6 +30,14 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 TOPIC_CANONICAL_EXT = f"{BACKPORT}/capabilitystatement-subscriptiontopic-canonical"
 MEDPLUM_SECRET_EXT = "https://medplum.com/fhir/StructureDefinition/subscription-secret"  # noqa: S105
 TOPIC_WORDS = ("encounter-complete", "encounter-finished", "encounter-discharge")
+# Our subscription ids are ``token_urlsafe`` (base64url: FHIR id characters and "_"), at most
+# 64 characters like a FHIR id and the subscriptions.id column.
+_SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9\-._]{1,64}")
+
+
+def is_subscription_id(value: str) -> bool:
+    """Whether ``value`` could be one of our subscription ids (checked before any look-up)."""
+    return _SUBSCRIPTION_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -203,8 +215,11 @@ def verify(subscription: Any, headers: Mapping[str, str], body: bytes, vault: Va
         signature = headers.get("X-Signature", "")
         if not signature:
             return "missing X-Signature"
-        if vault is None or not signature_matches(
-            body, signature, _hmac_key(vault, subscription.hmac_secret)
+        # A hex digest is ASCII; compare_digest refuses other text (a TypeError, not a 401).
+        if (
+            not signature.isascii()
+            or vault is None
+            or not signature_matches(body, signature, _hmac_key(vault, subscription.hmac_secret))
         ):
             return "bad signature"
     if not subscription.token_hash and not subscription.hmac_secret:
@@ -212,20 +227,64 @@ def verify(subscription: Any, headers: Mapping[str, str], body: bytes, vault: Va
     return ""
 
 
-_HMAC_KEYS: weakref.WeakKeyDictionary[Vault, dict[str, str]] = weakref.WeakKeyDictionary()
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class RecentCache(Generic[K, V]):
+    """At most ``size`` values, each kept at most ``seconds``; the least recently used goes
+    first. Thread-safe (gunicorn's gthread workers share one per process)."""
+
+    def __init__(
+        self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.size = size
+        self.seconds = seconds
+        self._clock = clock
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if self._clock() - item[0] > self.seconds:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = (self._clock(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def pop(self, key: K, default: V | None = None) -> V | None:
+        with self._lock:
+            item = self._items.pop(key, None)
+        return default if item is None else item[1]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_HMAC_KEYS: weakref.WeakKeyDictionary[Vault, RecentCache[str, str]] = weakref.WeakKeyDictionary()
 
 
 def _hmac_key(vault: Vault, encrypted: str) -> str:
     """A subscription's HMAC key, decrypted once per process and vault (Fernet costs about as
-    much as the rest of the check), not on every notification."""
+    much as the rest of the check), not on every notification; at most 1024 keys, each for
+    ten minutes (a key changed or dropped is not kept in memory for ever)."""
     keys = _HMAC_KEYS.get(vault)
     if keys is None:
-        keys = _HMAC_KEYS[vault] = {}
+        keys = _HMAC_KEYS.setdefault(vault, RecentCache(1024, 600.0))
     key = keys.get(encrypted)
     if key is None:
-        if len(keys) >= 1024:
-            keys.clear()
-        key = keys[encrypted] = vault.decrypt(encrypted)
+        key = vault.decrypt(encrypted)
+        keys.put(encrypted, key)
     return key
 
 
