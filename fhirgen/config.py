@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     max_notification_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Largest notification body accepted (413)."
     )
+    max_notification_events: int = Field(
+        default=100,
+        gt=0,
+        description="Most events one topic-based notification may carry (413 above; each "
+        "Encounter event can make a job).",
+    )
     reconcile_interval: float = Field(
         default=300.0, gt=0, description="Seconds between reconciliation searches (beat)."
     )

@@ -29,6 +29,7 @@ from fhirgen.fhir.resource_types import RESOURCE_TYPES
 
 __all__ = [
     "FHIR_JSON_MEDIA_TYPES",
+    "MAX_COUNT",
     "TOPIC_KINDS",
     "Notification",
     "NotificationError",
@@ -84,11 +85,15 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 # A relative or absolute reference: [base/]Type/id[/_history/vid]
 _REFERENCE = re.compile(
-    r"(?:[^#]*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?/?"
+    r"(?:[^#]*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?/?"
 )
 _TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+\-]{1,40}/[A-Za-z0-9!#$&^_.+\-]{1,60}")
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
+MAX_COUNT: Final = 2**31 - 1
+"""The largest event number or event count accepted. FHIR's integer64 goes to 2^63 - 1, but the
+store keeps them in integer columns (32-bit in PostgreSQL): a larger one is refused here, as
+bad input, rather than failing the store's write."""
 _MAX_DIGITS = 19  # integer64
 
 
@@ -125,6 +130,10 @@ class Notification:
     a ``full-resource`` Bundle carries; for rest-hook shapes the resource or the URL's path."""
     version: str | None = None
     """``meta.versionId`` of a rest-hook payload resource."""
+    versions: tuple[tuple[str, str], ...] = ()
+    """``(Type/id, versionId)`` of what the notification names at a known version: a rest-hook
+    payload, a resource a ``full-resource`` Bundle carries, an event focus that is a
+    ``…/_history/<vid>`` reference. A resource named at two versions is left out."""
     content: str = "none"
     """``empty``, ``id-only``, ``full-resource`` (topic-based), ``resource`` (rest-hook payload)
     or ``none`` (ping, deleted)."""
@@ -158,11 +167,13 @@ def parse_notification(
     content_type: str | None,
     path_type: str | None = None,
     path_id: str | None = None,
+    max_events: int | None = None,
 ) -> Notification:
     """Parse one notification request: its method, raw body, Content-Type and the optional
     ``<Type>/<id>`` that follows the endpoint in the URL (which a resource body must match).
 
-    ``DELETE`` never reads its body. Raises :class:`NotificationError`.
+    ``DELETE`` never reads its body. A topic-based notification with more than ``max_events``
+    events is refused (413). Raises :class:`NotificationError`.
     """
     verb = method.upper()
     if verb not in _METHODS:
@@ -204,7 +215,7 @@ def parse_notification(
     if path is not None:
         _check_path(data, rtype, path)
     if rtype == "Bundle":
-        return _topic_notification(data)
+        return _topic_notification(data, max_events)
     if rtype in ("Parameters", "SubscriptionStatus"):
         raise NotificationError(
             f"a bare {rtype} is not a notification; it belongs first in a notification Bundle",
@@ -251,10 +262,13 @@ def _rest_hook(data: Mapping[str, Any], rtype: str) -> Notification:
         )
     meta = data.get("meta")
     version = meta.get("versionId") if isinstance(meta, dict) else None
+    focus = f"{rtype}/{rid}"
+    known = _resource_version(data)
     return Notification(
         "rest-hook",
-        focus=(f"{rtype}/{rid}",),
+        focus=(focus,),
         version=version if isinstance(version, str) and version else None,
+        versions=((focus, known),) if known else (),
         content="resource",
     )
 
@@ -262,7 +276,7 @@ def _rest_hook(data: Mapping[str, Any], rtype: str) -> Notification:
 # ---------------- topic-based ----------------
 
 
-def _topic_notification(bundle: Mapping[str, Any]) -> Notification:
+def _topic_notification(bundle: Mapping[str, Any], max_events: int | None) -> Notification:
     btype = bundle.get("type")
     if not isinstance(btype, str) or btype not in _NOTIFICATION_BUNDLES:
         shown = f"a {btype}" if isinstance(btype, str) and btype in _BUNDLE_TYPES else "this"
@@ -305,9 +319,14 @@ def _topic_notification(bundle: Mapping[str, Any]) -> Notification:
             code="code-invalid",
         )
 
+    if max_events is not None and len(fields["events"]) > max_events:
+        raise NotificationError(
+            f"more than {max_events} events in one notification", status=413, code="too-costly"
+        )
     resolve = _resolver(entries)
     events = tuple(_event(e, resolve) for e in fields["events"])
     focus = [e.focus for e in events if e.focus]
+    versions = [found for e in fields["events"] if (found := _versioned(e.get("focus")))]
     carries_resources = False
     for entry in entries[1:]:
         if not isinstance(entry, dict):
@@ -317,6 +336,9 @@ def _topic_notification(bundle: Mapping[str, Any]) -> Notification:
         if isinstance(resource, dict):
             carries_resources = True
             ref = _resource_ref(resource)
+            version = _resource_version(resource)
+            if ref and version:
+                versions.append((ref, version))
         if ref is None:
             request = entry.get("request")
             ref = _relative(entry.get("fullUrl")) or _relative(
@@ -344,6 +366,7 @@ def _topic_notification(bundle: Mapping[str, Any]) -> Notification:
         events_since=_count(fields.get("since"), "events-since-subscription-start"),
         events=events,
         focus=tuple(dict.fromkeys(focus)),
+        versions=_one_version_each(versions),
         content=content,
     )
 
@@ -444,6 +467,30 @@ def _resource_ref(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _resource_version(resource: Mapping[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    version = meta.get("versionId") if isinstance(meta, dict) else None
+    return version if isinstance(version, str) and _ID.fullmatch(version) else None
+
+
+def _versioned(reference: Any) -> tuple[str, str] | None:
+    """``(Type/id, vid)`` from a ``[base/]Type/id/_history/vid`` reference, else None."""
+    if isinstance(reference, dict):
+        reference = reference.get("reference")
+    if not isinstance(reference, str):
+        return None
+    match = _REFERENCE.fullmatch(reference)
+    return (f"{match[1]}/{match[2]}", match[3]) if match and match[3] else None
+
+
+def _one_version_each(versions: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The pairs of resources named at one version only (two versions: which one is unclear)."""
+    seen: dict[str, set[str]] = {}
+    for ref, version in versions:
+        seen.setdefault(ref, set()).add(version)
+    return tuple((ref, next(iter(found))) for ref, found in seen.items() if len(found) == 1)
+
+
 def _relative(reference: Any) -> str | None:
     """``Type/id`` from a relative or absolute reference (``_history`` dropped), else None."""
     if not isinstance(reference, str):
@@ -453,16 +500,25 @@ def _relative(reference: Any) -> str | None:
 
 
 def _count(value: Any, what: str) -> int | None:
-    """A non-negative whole number sent as a JSON integer or a string (integer64 is a string)."""
+    """A whole number from 0 to :data:`MAX_COUNT`, sent as a JSON integer or a string
+    (integer64 is a string)."""
     if value is None:
         return None
+    number = None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, str):
         digits = value.strip()
-        if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS:
-            return int(digits)
-    raise NotificationError(f"{what} is not a non-negative whole number", status=422, code="value")
+        if digits.isascii() and digits.isdigit():
+            # Parsed only as far as needed to tell it is too large (no 4,000-digit ints).
+            number = int(digits) if len(digits) <= _MAX_DIGITS else MAX_COUNT + 1
+    if number is None:
+        raise NotificationError(
+            f"{what} is not a non-negative whole number", status=422, code="value"
+        )
+    if number > MAX_COUNT:
+        raise NotificationError(f"{what} is over {MAX_COUNT}", status=422, code="value")
+    return number
 
 
 def _text(value: Any) -> str | None:
