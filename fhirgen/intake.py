@@ -37,4 +37,13 @@ def received(subscription_id: str, notification: Notification) -> Received:
         status = "active"
     elif notification.status == "error":
         status = "error"
-    return Received(subscription_id, kind, tuple(events), notification.events_since, status)
+    # Versions let the store skip an Encounter version that is drafted (or being drafted)
+    # without a job; without one, the job re-reads the Encounter and the claim decides.
+    versions = tuple(
+        (focus, version)
+        for focus, version in notification.versions
+        if focus.startswith("Encounter/") and any(focus == f for _, f in events)
+    )
+    return Received(
+        subscription_id, kind, tuple(events), notification.events_since, status, versions
+    )

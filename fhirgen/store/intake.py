@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from fhirgen.store.models import Base
 
@@ -56,6 +56,13 @@ _SEEN_EVENTS = select(_EVENTS.c.id).where(
     _EVENTS.c.subscription_id == bindparam("sid"),
     _EVENTS.c.event_number == bindparam("number"),
 )
+# The (encounter, version) claims of fhirgen.jobs.read: a version with one is drafted or being
+# drafted (a failed job gives its claim up). By the primary key's leading column.
+_DRAFTS = Base.metadata.tables["drafts"]
+_DRAFTED = select(_DRAFTS.c.encounter_id, _DRAFTS.c.encounter_version, _DRAFTS.c.job_id).where(
+    _DRAFTS.c.encounter_id.in_(bindparam("encounters", expanding=True)),
+    _DRAFTS.c.kind == "discharge",
+)
 _ADD_JOB = insert(_JOBS)
 _ADD_EVENT = insert(_EVENTS)
 
@@ -91,14 +98,16 @@ def time_ordered_id() -> str:
 
 class Received(NamedTuple):
     """One notification as the store records it: which subscription, what kind, its events
-    as (event number, focus ``Type/id``) pairs, the count it reports, if any, and the status
-    it gives the subscription, if any (``active`` after a handshake, ``error``)."""
+    as (event number, focus ``Type/id``) pairs, the count it reports, if any, the status it
+    gives the subscription, if any (``active`` after a handshake, ``error``), and the versions
+    it names foci at, as (focus ``Type/id``, version) pairs (a payload's ``meta.versionId``)."""
 
     subscription_id: str
     kind: str
     events: tuple[tuple[int | None, str | None], ...] = ()
     events_since: int | None = None
     status: str | None = None
+    versions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ def record(
         plans = _plan_subscription(connection, subscription_id, group, now)
         by_index.update(zip(indexes, plans, strict=True))
     planned = [by_index[index] for index in range(len(notifications))]
+    planned = _skip_drafted(connection, notifications, planned)
     # Jobs and events in arrival order, as one at a time would have them.
     jobs = Jobs(connection, now, "notification")
     jobs.look_up(
@@ -163,6 +173,46 @@ def record(
             len(plan.rows), tuple(dict.fromkeys(to_send)), plan.gap, plan.reconcile, plan.notes
         )
         for plan, to_send in zip(planned, made, strict=True)
+    ]
+
+
+def _skip_drafted(
+    connection: Connection, notifications: Sequence[Received], planned: list[_Planned]
+) -> list[_Planned]:
+    """An event naming an Encounter at a version that is drafted or being drafted (its claim
+    is taken) needs no job: the job would read the whole stay only to be skipped. The event
+    is recorded, with the claiming job and a note. One look-up for the whole group; none when
+    no event names a version."""
+    wanted: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for index, (received, plan) in enumerate(zip(notifications, planned, strict=True)):
+        versions = dict(received.versions)
+        for position, (row, wants) in enumerate(zip(plan.rows, plan.wants_job, strict=True)):
+            version = versions.get(row["focus"]) if wants else None
+            if version is not None:
+                encounter = row["focus"].removeprefix("Encounter/")
+                wanted.setdefault((encounter, version), []).append((index, position))
+    if not wanted:
+        return planned
+    encounters = list(dict.fromkeys(encounter for encounter, _ in wanted))
+    holders: dict[tuple[str, str], str] = {}
+    for claim in connection.execute(_DRAFTED, {"encounters": encounters}):
+        holders.setdefault((claim.encounter_id, claim.encounter_version), claim.job_id)
+    notes: dict[int, list[str]] = {}
+    for key, places in wanted.items():
+        holder = holders.get(key)
+        if holder is None:
+            continue
+        for index, position in places:
+            plan = planned[index]
+            note = f"Encounter version {key[1]} already drafted (job {holder})"
+            row = plan.rows[position]
+            row["note"] = f"{row['note']}; {note}" if row["note"] else note
+            row["job_id"] = holder
+            plan.wants_job[position] = False
+            notes.setdefault(index, []).append(note)
+    return [
+        plan._replace(notes=plan.notes + tuple(notes[index])) if index in notes else plan
+        for index, plan in enumerate(planned)
     ]
 
 
@@ -323,3 +373,26 @@ def new_job(
         "regeneration": 0,
         "timings": {},
     }
+
+
+def check_writable(engine: Engine, wait_seconds: float) -> None:
+    """Raise unless the intake's write transaction could start now, waiting at most
+    ``wait_seconds`` (readiness); nothing is written. SQLite: take the database's write lock
+    (``BEGIN IMMEDIATE``) and roll back. PostgreSQL: a rolled-back write on the settings table
+    (a read-only server, a table lock, a server too slow to answer fail it)."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_seconds * 1000)}")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                connection.rollback()
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(busy or 0)}")
+            return
+        with connection.begin() as transaction:
+            wait = f"{int(wait_seconds * 1000)}ms"
+            connection.execute(text(f"SET LOCAL lock_timeout = '{wait}'"))
+            connection.execute(text(f"SET LOCAL statement_timeout = '{wait}'"))
+            connection.execute(text("UPDATE kv SET value = value WHERE key = 'fhirgen.readyz'"))
+            transaction.rollback()
