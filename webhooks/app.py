@@ -14,6 +14,7 @@ from flask import Flask, Response, g, request
 from fhirgen.broker import redis_url
 from fhirgen.config import Settings, load_settings
 from fhirgen.errors import TransientError
+from fhirgen.logs import loggable
 from fhirgen.secrets import Vault
 from fhirgen.store import IntakeResult, Store
 
@@ -22,11 +23,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WebhookState:
-    """What views share: settings, store, vault, broker access, the subscription cache."""
+    """What views share: settings, store, vault, broker access."""
 
     settings: Settings
     store: Store
     vault: Vault
+    # No longer filled: the webhook reads a subscription's row on every notification (a cache
+    # kept a paused one accepted by the other workers, and grew with every unknown id). Kept,
+    # always empty, while the console pops a paused subscription from it.
     subscriptions: dict[str, Any] = field(default_factory=dict)
     _redis: redis.Redis | None = None
     _celery: Any = None
@@ -55,8 +59,8 @@ class WebhookState:
         except TransientError as exc:
             log.warning(
                 "subscription %s: recorded, not sent (%s); the relay sends its jobs",
-                subscription_id[:64],
-                exc,
+                loggable(subscription_id),
+                loggable(exc, 200),
             )
 
     def enqueue_jobs(self, job_ids: Sequence[str]) -> None:
@@ -79,6 +83,18 @@ class WebhookState:
         return self._redis
 
 
+class _App(Flask):
+    def log_exception(self, exc_info: Any) -> None:
+        """Flask's line for a 500, with the request's path and method escaped (a path can
+        hold newlines and escape sequences)."""
+        self.logger.error(
+            "Exception on %s [%s]",
+            loggable(request.path, 300),
+            loggable(request.method, 16),
+            exc_info=exc_info,
+        )
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Flask:
     """Build the Flask app; ``migrate`` brings the store's schema up to date first."""
     from webhooks import health, notify
@@ -89,7 +105,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     store = Store.from_settings(settings)
     if migrate:
         store.migrate()
-    app = Flask("fhirgen")
+    app = _App("fhirgen")
     app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
     app.register_blueprint(health.blueprint)
     app.register_blueprint(notify.blueprint)

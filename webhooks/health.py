@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (store and broker reachable), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (the store takes a write and the broker
+answers, as a notification needs), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from fhirgen.errors import TransientError
-from fhirgen.store import JOB_STATES
+from fhirgen.store import JOB_STATES, StoreError
+from fhirgen.store.intake import check_writable
 from workers.enqueue import broker_errors
 
 blueprint = Blueprint("health", __name__)
+# How long readiness waits for the store's write lock: a notification waits longer (the busy
+# timeout), but a store that stays locked this long is answering notifications late or 503.
+# With the broker's 2 s this stays under the probe's timeout (deploy/k8s/web.yaml: 5 s).
+_WRITE_WAIT_SECONDS = 2
 
 
 @blueprint.get("/healthz")
@@ -28,9 +34,9 @@ def readyz() -> tuple[dict[str, Any], int]:
     state = current_app.extensions["fhirgen"]
     checks: dict[str, str] = {}
     try:
-        state.store.ping()
+        check_writable(state.store.engine, _WRITE_WAIT_SECONDS)
         checks["store"] = "ok"
-    except TransientError as exc:
+    except (TransientError, StoreError) as exc:  # e.g. a read-only PostgreSQL
         checks["store"] = type(exc).__name__
     try:
         with broker_errors():

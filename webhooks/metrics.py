@@ -3,7 +3,7 @@ worker process's counts add up in ``/metrics``. No labels carry identifiers or P
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -19,14 +19,16 @@ REQUEST_SECONDS = Histogram(
 )
 
 
-@cache
+# Bounded: kinds and statuses are the webhook's own words and endpoints Flask's, never a
+# request's text; the bound keeps it so if that ever changes.
+@lru_cache(maxsize=256)
 def notified(kind: str, status: str) -> Any:
     """The counter of notifications of ``kind`` answered ``status`` (``labels`` looks the child
     up under a lock on every call; the webhook counts every notification)."""
     return NOTIFICATIONS.labels(kind=kind, status=status)
 
 
-@cache
+@lru_cache(maxsize=256)
 def request_seconds(endpoint: str) -> Any:
     """The request-time histogram of one endpoint."""
     return REQUEST_SECONDS.labels(endpoint=endpoint)

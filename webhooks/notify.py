@@ -1,16 +1,19 @@
 """``POST|PUT /fhir/notify/<subscription-id>[/<Type>/<id>]``: the EHR's notifications.
 
-Order of checks: known subscription (404), size (413), the channel's secret (401), method
-(405), media type and body (415/400/422). Then the notification and its jobs are committed
+Order of checks: a subscription id that could be ours and is known and active (404; read from
+the store on every notification, so a pause holds at once in every worker), size (413), the
+channel's secret (401), method (405), media type and body (415/400/422), the number of events
+(413). Then the notification and its jobs are committed
 in one transaction and the answer is 200; the jobs are sent to the broker after the commit
 (``workers.enqueue.send_jobs``), and what the broker did not take the outbox relay sends
 later. Only a store that cannot be reached gives 503 (with Retry-After) so the EHR retries.
+What the request sent is logged through ``fhirgen.logs.loggable`` (cut, control characters
+escaped).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -19,13 +22,13 @@ from werkzeug.exceptions import InternalServerError
 from fhirgen.errors import StoreUnavailable
 from fhirgen.fhir.notifications import NotificationError, parse_notification
 from fhirgen.intake import accept
-from fhirgen.subscriptions import verify
+from fhirgen.logs import loggable
+from fhirgen.subscriptions import is_subscription_id, verify
 from webhooks.metrics import notified
 from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("notify", __name__)
-_CACHE_SECONDS = 5.0
 # Every method reaches the view, so that others get a 405 once the secret checks out.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -35,8 +38,10 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 def notify(subscription_id: str, path_type: str | None = None, path_id: str | None = None) -> Any:
     """Check, record and send one notification; the answer for the EHR."""
     state = current_app.extensions["fhirgen"]
+    if not is_subscription_id(subscription_id):  # refused before any look-up
+        return _refuse(404, "not-found", "not a subscription id", subscription_id)
     try:
-        subscription = _subscription(state, subscription_id)
+        subscription = state.store.subscription(subscription_id)
     except StoreUnavailable:
         return _unavailable(subscription_id)
     if subscription is None:
@@ -59,6 +64,7 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
             content_type=request.content_type,
             path_type=path_type,
             path_id=path_id,
+            max_events=state.settings.max_notification_events,
         )
     except NotificationError as exc:
         return _refuse(exc.status, exc.code, str(exc), subscription_id)
@@ -71,7 +77,7 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     # DEBUG: each one is in the store's notification events already; the log carries problems.
     log.debug(
         "subscription %s: %s, %d event(s), %d job(s)%s",
-        subscription_id,
+        loggable(subscription_id),
         notification.kind,
         intake.events,
         len(intake.jobs),
@@ -79,17 +85,6 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     )
     # HAPI-style servers expect the resource back from a PUT.
     return _answer(200, body if request.method == "PUT" else ACCEPTED)
-
-
-def _subscription(state: Any, subscription_id: str) -> Any:
-    """The subscription's row, cached a few seconds (one lookup per notification otherwise)."""
-    now = time.monotonic()
-    cached = state.subscriptions.get(subscription_id)
-    if cached is not None and now - cached[0] < _CACHE_SECONDS:
-        return cached[1]
-    row = state.store.subscription(subscription_id)
-    state.subscriptions[subscription_id] = (now, row)
-    return row
 
 
 def _answer(status: int, body: bytes, retry_after: int | None = None) -> Response:
@@ -101,13 +96,15 @@ def _answer(status: int, body: bytes, retry_after: int | None = None) -> Respons
 
 def _refuse(status: int, code: str, why: str, subscription_id: str) -> Response:
     notified("refused", str(status)).inc()
-    log.info("subscription %s: refused %d (%s)", subscription_id[:64], status, why)
+    log.info(
+        "subscription %s: refused %d (%s)", loggable(subscription_id), status, loggable(why, 200)
+    )
     return _answer(status, outcome_body(code, why))
 
 
 def _unavailable(subscription_id: str) -> Response:
     notified("unavailable", "503").inc()
-    log.warning("subscription %s: store unavailable, answered 503", subscription_id[:64])
+    log.warning("subscription %s: store unavailable, answered 503", loggable(subscription_id))
     return _answer(503, outcome_body("transient", "store unavailable; retry later"), 5)
 
 
