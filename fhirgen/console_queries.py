@@ -14,7 +14,7 @@ import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
@@ -27,6 +27,7 @@ from fhirgen.store.models import AuditEntry, Job, JobArtifact, NotificationEvent
 
 __all__ = [
     "LATENCY_SAMPLE",
+    "MAX_ROW_ID",
     "AuditFilter",
     "AuditPage",
     "HourPoint",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 LATENCY_SAMPLE = 20_000
+MAX_ROW_ID = 2**63 - 1  # the largest id a row can have (BIGINT on PostgreSQL, SQLite's INTEGER)
 AnyRow = Row[*tuple[Any, ...]]  # a result row of any columns
 _JOBS = cast(Table, Job.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
@@ -361,9 +363,12 @@ def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
     moment, _, job_id = value.partition("|")
     try:
         parsed = datetime.fromisoformat(moment)
-    except ValueError:
+        # In UTC here, as the store compares it: a time at the edge of the calendar in another
+        # zone (9999-12-31T23:00-05:00) has no UTC time, and is no cursor.
+        utc = parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return as_utc(parsed), job_id  # type: ignore[return-value]
+    return utc, job_id
 
 
 def _before(cursor: tuple[datetime, str]) -> ColumnElement[bool]:
@@ -587,7 +592,7 @@ class AuditPage:
 
 def _audit_query(filters: AuditFilter, before: int | None) -> Select[Any]:
     query = select(_AUDIT).where(*filters.conditions())
-    if before is not None:
+    if before is not None and before <= MAX_ROW_ID:  # above it: every row is older
         query = query.where(_AUDIT.c.id < before)
     return query.order_by(_AUDIT.c.id.desc())
 

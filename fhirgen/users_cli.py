@@ -1,4 +1,4 @@
-"""``fhirgen users``: console users (add, change a password, list).
+"""``fhirgen users``: console users (add, change a password or role, disable, unlock, list).
 
 The password comes from ``FHIRGEN_PASSWORD`` (scripts) or a hidden, confirmed prompt; it is
 never an argument, so it stays out of shell history and process lists.
@@ -67,7 +67,7 @@ def add(name: str, role: str) -> None:
 @users.command("passwd")
 @click.argument("name")
 def passwd(name: str) -> None:
-    """Set a user's password (their open sessions end; a lockout is lifted)."""
+    """Set a user's password (their open sessions end; any client's lockout is lifted)."""
     from fhirgen.users import set_password
 
     store = _store()
@@ -79,6 +79,71 @@ def passwd(name: str) -> None:
     click.echo(f"password changed for {user.username}")
 
 
+def _change(name: str, how: str, done: str) -> None:
+    """Run ``fhirgen.users.<how>(store, name)``; each of them ends the user's sessions."""
+    import fhirgen.users
+
+    store = _store()
+    try:
+        user = getattr(fhirgen.users, how)(store, name)
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{done} {user.username}")
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+def role(name: str, role: str) -> None:
+    """Give a user another role (their open sessions end)."""
+    from fhirgen.users import set_role
+
+    store = _store()
+    try:
+        user = set_role(store, name, role)
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{user.username} is now {user.role}")
+
+
+@users.command("disable")
+@click.argument("name")
+def disable(name: str) -> None:
+    """Refuse a user's sign-ins, single sign-on too (their open sessions end)."""
+    _change(name, "disable_user", "disabled")
+
+
+@users.command("enable")
+@click.argument("name")
+def enable(name: str) -> None:
+    """Let a disabled user sign in again."""
+    _change(name, "enable_user", "enabled")
+
+
+@users.command("signout")
+@click.argument("name")
+def signout(name: str) -> None:
+    """End every open session of a user."""
+    _change(name, "end_sessions", "ended every session of")
+
+
+@users.command("unlock")
+@click.argument("name")
+def unlock(name: str) -> None:
+    """Let every client that gave too many wrong passwords for a user try again."""
+    from fhirgen.users import unlock as unlock_user
+
+    store = _store()
+    try:
+        cleared = unlock_user(store, name)
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"unlocked {name.strip().lower()} ({cleared} client(s) cleared)")
+
+
 @users.command("list")
 def list_() -> None:
     """List the users, their roles and last sign-in."""
@@ -86,4 +151,5 @@ def list_() -> None:
 
     for user in list_users(_store()):
         last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
-        click.echo(f"{user.username}\t{user.role}\tlast sign-in {last}")
+        state = "\tdisabled" if user.disabled else ""
+        click.echo(f"{user.username}\t{user.role}\tlast sign-in {last}{state}")

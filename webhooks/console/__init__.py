@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
@@ -53,6 +53,18 @@ def init_console(app: Flask, state: Any) -> None:
     login_manager.init_app(app)
     init_sso(app, settings)
     app.register_blueprint(blueprint)
+    app.after_request(_console_headers)
+
+
+def _console_headers(response: Response) -> Response:
+    """The console's security headers on every response under ``/console``: the blueprint's
+    own hooks run only for paths one of its views has, not for a 404 of another path, a 405
+    or routing's redirect to the trailing slash."""
+    from webhooks.console.auth import add_security_headers
+
+    if request.path == "/console" or request.path.startswith("/console/"):
+        add_security_headers(response)
+    return response
 
 
 class _ConsoleSessions(SecureCookieSessionInterface):

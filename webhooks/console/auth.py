@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -44,13 +45,14 @@ SECURITY_HEADERS = {
 
 
 class ConsoleUser(UserMixin):
-    """The signed-in user as Flask-Login sees it; the id changes when the password does."""
+    """The signed-in user as Flask-Login sees it; the id changes when the password does, and
+    when the user's sessions are ended (sign-out, a new role, disabling): see ``_load``."""
 
     def __init__(self, user: User) -> None:
         self.user = user
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.fingerprint}"
+        return self.user.session_id
 
     @property
     def username(self) -> str:
@@ -67,12 +69,15 @@ class ConsoleUser(UserMixin):
 
 @login_manager.user_loader
 def _load(session_id: str) -> ConsoleUser | None:
-    user_id, _, fingerprint = session_id.partition(":")
-    if not user_id.isdigit():
+    """The session's user, read from the store on every request: a session whose id no longer
+    matches (the password changed, or the user's sessions were ended since it began: sign-out,
+    a new role, disabling) or whose user is disabled or gone is signed out."""
+    user_id = session_id.partition(":")[0]
+    if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 18:
         return None
     user = get_user(current_app.extensions["fhirgen"].store, int(user_id))
-    if user is None or user.fingerprint != fingerprint:
-        return None  # deleted, or the password changed since this session began
+    if user is None or user.disabled or not hmac.compare_digest(user.session_id, session_id):
+        return None
     return ConsoleUser(user)
 
 
@@ -94,6 +99,8 @@ def admin_required(view: F) -> F:
 
 
 def add_security_headers(response: Response) -> Response:
+    """Every console response gets these: pages, redirects, error pages (404s of paths no view
+    has, 405s, 500s) alike; ``init_console`` registers this for every path under ``/console``."""
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
     return response

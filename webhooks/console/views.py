@@ -33,13 +33,19 @@ from fhirgen import console_actions, console_queries
 from fhirgen.console_queries import AuditFilter, JobFilter
 from fhirgen.errors import BrokerUnavailable, StoreUnavailable
 from fhirgen.store import JOB_STATES, as_utc, utcnow
-from fhirgen.users import authenticate
+from fhirgen.users import (
+    UserError,
+    authenticate,
+    end_sessions,
+    list_users,
+    throttled_sources,
+    unlock,
+)
 from webhooks.console import charts, sso
 from webhooks.console.auth import (
     ConsoleUser,
     SignInLimiter,
     actor,
-    add_security_headers,
     admin_required,
     client_address,
 )
@@ -84,11 +90,6 @@ def _guard() -> BaseResponse | None:
     return None
 
 
-@blueprint.after_request
-def _headers(response: Response) -> Response:
-    return add_security_headers(response)
-
-
 @blueprint.app_template_global()
 def csrf_token() -> str:
     return generate_csrf()
@@ -116,6 +117,12 @@ def _not_found(_error: Exception) -> tuple[str, int]:
     return render_template("console/error.html", code=404, message="Not found."), 404
 
 
+@blueprint.errorhandler(400)
+def _bad_request(error: Exception) -> tuple[str, int]:
+    message = getattr(error, "description", None) or "Bad request."
+    return render_template("console/error.html", code=400, message=message), 400
+
+
 @blueprint.errorhandler(StoreUnavailable)
 def _store_down(_error: StoreUnavailable) -> tuple[str, int]:
     message = "The job store cannot be reached right now; try again shortly."
@@ -126,11 +133,17 @@ def _here() -> str:
     return request.full_path.rstrip("?") if request.query_string else request.path
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never another site (open redirect)."""
+    """Only a path inside the console: never another site (open redirect). A target with a
+    control character (CR/LF: a header injected into the redirect) is refused with 400."""
     default = url_for("console.overview")
     if not target:
         return default
+    if _CONTROL.search(target):
+        abort(400, "The page to return to (next) is not a valid path.")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/console") or "\\" in target:
         return default
@@ -152,11 +165,15 @@ def login() -> BaseResponse | tuple[str, int] | str:
         message = "Too many sign-in attempts; wait a minute."
         return render_template("console/login.html", next=target, error=message), 429
     name = request.form.get("username", "")[:120]
-    user = authenticate(state.store, name, request.form.get("password", ""))
+    password = request.form.get("password", "")
+    user = authenticate(state.store, name, password, source=client_address())
     if user is None:
         shown = name.strip().lower() if re.fullmatch(r"[\w.@-]{1,120}", name.strip()) else "?"
         state.store.audit(shown, "sign-in-refused", detail=f"from {client_address()}")
-        error = "Wrong user name or password, or the account is locked for a few minutes."
+        error = (
+            "Wrong user name or password, or too many wrong ones from here: wait a few "
+            "minutes, or ask an administrator to unlock the account."
+        )
         return render_template("console/login.html", next=target, error=error), 401
     session.clear()  # nothing from before signing in carries over (a new CSRF token too)
     login_user(ConsoleUser(user))
@@ -183,7 +200,11 @@ def sso_callback() -> BaseResponse | tuple[str, int]:
 @blueprint.post("/logout")
 def logout() -> BaseResponse:
     if current_user.is_authenticated:
-        _state().store.audit(actor(), "sign-out")
+        store = _state().store
+        # On the server: this session's cookie, and any copy of it, is refused from now on (so
+        # are the user's sessions in other browsers: one epoch per user).
+        end_sessions(store, current_user.username)
+        store.audit(actor(), "sign-out")
     logout_user()
     session.clear()
     flash("Signed out.", "info")
@@ -253,16 +274,34 @@ def _day(value: str | None, field: str) -> datetime | None:
         return None
 
 
+def _day_after(value: str | None, field: str) -> datetime | None:
+    """The end (exclusive) of the day ``value`` names; 400 for a day with none after it."""
+    day = _day(value, field)
+    try:
+        return day + timedelta(days=1) if day else None
+    except OverflowError:
+        abort(400, f"{field}: {value!r} is out of range.")
+
+
+def _row_id(value: str | None, field: str) -> int | None:
+    """A row id given in the query (a page cursor); 400 for a number no row id can be."""
+    if not value or not (value.isascii() and value.isdigit()):  # not "²": int() refuses it
+        return None
+    number = int(value[:40])
+    if len(value) > 19 or number > console_queries.MAX_ROW_ID:
+        abort(400, f"{field}: {value[:40]!r} is out of range.")
+    return number
+
+
 @blueprint.get("/jobs")
 @login_required
 def jobs() -> str:
     state = _state()
     args = request.args
-    until = _day(args.get("until"), "until")
     filters = JobFilter(
         state=args.get("state") if args.get("state") in JOB_STATES else None,
         since=_day(args.get("since"), "since"),
-        until=until + timedelta(days=1) if until else None,
+        until=_day_after(args.get("until"), "until"),
         subscription_id=args.get("subscription") or None,
         backend=args.get("backend") or None,
         encounter=(args.get("q") or "").strip()[:64] or None,
@@ -404,7 +443,8 @@ def register_subscription() -> BaseResponse:
     content = form.get("content", "id-only")
     if content not in ("empty", "id-only", "full-resource"):
         content = "id-only"
-    heartbeat = form.get("heartbeat", "").strip()
+    heartbeat = form.get("heartbeat", "").strip()[:9]
+    heartbeat = heartbeat if heartbeat.isascii() else ""
     options: dict[str, Any] = {
         "content": content,
         "heartbeat": int(heartbeat) if heartbeat.isdigit() and int(heartbeat) > 0 else None,
@@ -459,27 +499,57 @@ def reconcile() -> BaseResponse:
 
 def _audit_filter() -> AuditFilter:
     args = request.args
-    until = _day(args.get("until"), "until")
     return AuditFilter(
         actor=(args.get("actor") or "").strip() or None,
         action=(args.get("action") or "").strip() or None,
         job_id=(args.get("job") or "").strip() or None,
         since=_day(args.get("since"), "since"),
-        until=until + timedelta(days=1) if until else None,
+        until=_day_after(args.get("until"), "until"),
     )
 
 
 @blueprint.get("/audit")
 @login_required
 def audit() -> str:
-    before = request.args.get("before", "")
     page = console_queries.audit_page(
-        _state().store, _audit_filter(), before=int(before) if before.isdigit() else None
+        _state().store, _audit_filter(), before=_row_id(request.args.get("before"), "before")
     )
     kept = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template(
         "console/audit.html", page=page, args=request.args, kept=kept, actions=KNOWN_ACTIONS
     )
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+@blueprint.get("/users")
+@login_required
+@admin_required
+def users() -> str:
+    store = _state().store
+    rows = [(user, throttled_sources(store, user.username)) for user in list_users(store)]
+    return render_template("console/users.html", rows=rows)
+
+
+@blueprint.post("/users/<name>/<any(unlock, 'end-sessions'):change>")
+@login_required
+@admin_required
+def user_change(name: str, change: str) -> BaseResponse:
+    store = _state().store
+    try:
+        if change == "unlock":
+            cleared = unlock(store, name[:120])
+            done = f"Unlocked {name[:120]}: {cleared} client(s) may try again."
+        else:
+            end_sessions(store, name[:120])
+            done = f"Ended every session of {name[:120]}."
+    except UserError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("console.users"))
+    store.audit(actor(), f"user-{change}", detail=name[:120])
+    flash(done, "info")
+    return redirect(url_for("console.users"))
 
 
 KNOWN_ACTIONS = (
@@ -495,6 +565,8 @@ KNOWN_ACTIONS = (
     "sign-in",
     "sign-in-refused",
     "sign-out",
+    "user-unlock",
+    "user-end-sessions",
     "export-audit",
 )
 
