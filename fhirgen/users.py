@@ -401,9 +401,15 @@ def _count_failure(
     """One more wrong password for ``username`` from ``key``; lock that pair from the
     ``MAX_FAILED_LOGINS``-th on."""
     where = (_FAILURES.c.username == username) & (_FAILURES.c.source == key)
+    # Forget this account's counts a day old (this client's too): the table holds no more than
+    # a day of guessing. No lock outlasts that (MAX_LOCKOUT is shorter).
+    connection.execute(
+        delete(_FAILURES).where(
+            _FAILURES.c.username == username, _FAILURES.c.last_failed_at < now - FAILURE_MEMORY
+        )
+    )
     last = as_utc(failed.last_failed_at) if failed is not None else None
     if failed is None or last is None or now - last > FAILURE_MEMORY:
-        connection.execute(delete(_FAILURES).where(where))
         try:
             with connection.begin_nested():
                 connection.execute(

@@ -24,6 +24,7 @@ from fhirgen.config import load_settings
 from fhirgen.store import Store
 from fhirgen.store.console_models import SignInFailure
 from fhirgen.users import (
+    FAILURE_MEMORY,
     LOCKOUT,
     MAX_FAILED_LOGINS,
     MAX_LOCKOUT,
@@ -235,6 +236,20 @@ def test_unlock_and_a_new_password_clear_every_source(store: Store) -> None:
     assert authenticate(store, "gina", PASSWORD + " two", source=STRANGER, now=NOW) is not None
     with pytest.raises(Exception, match="no user"):
         unlock(store, "nobody")
+
+
+def test_counts_a_day_old_are_forgotten(store: Store) -> None:
+    add_user(store, "lou", "viewer", PASSWORD)
+    for _ in range(MAX_FAILED_LOGINS - 1):
+        authenticate(store, "lou", WRONG, source=STRANGER, now=NOW)
+        authenticate(store, "lou", WRONG, source="192.0.2.1", now=NOW)
+    tomorrow = NOW + FAILURE_MEMORY + timedelta(minutes=1)
+    assert authenticate(store, "lou", WRONG, source=STRANGER, now=tomorrow) is None
+    assert authenticate(store, "lou", PASSWORD, source=STRANGER, now=tomorrow) is not None
+    with store.engine.connect() as connection:  # the other client's old count is gone too
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(SignInFailure)).scalar() == 0
+        )
 
 
 def test_sources_are_addresses_and_ipv6_networks() -> None:
