@@ -49,6 +49,7 @@ from fhirgen.medications import (
     ingredient_key,
     medication_concept,
     medication_name,
+    missing_medication,
     readable_drug_name,
     reconcile,
 )
@@ -65,7 +66,7 @@ class FactKind(StrEnum):
     PROCEDURE = "procedure"
     INPATIENT_MEDICATION = "inpatient-medication"
     MEDICATION = "medication"  # reconciliation: new, changed, stopped, continued
-    MEDICATION_CHECK = "medication-check"  # orders a clinician must confirm (duplicates)
+    MEDICATION_CHECK = "medication-check"  # orders to confirm (duplicates, a missing drug)
     LAB = "lab"
     VITAL = "vital"
     REPORT = "report"
@@ -512,7 +513,25 @@ class _FactBuilder:
         self._medication_checks(changes)
 
     def _medication_checks(self, changes: Sequence[MedicationChange]) -> None:
-        """Orders a clinician must confirm: one drug at two doses, two drugs of one class."""
+        """Orders a clinician must confirm: one drug at two doses, two drugs of one class, a
+        drug named by a Medication the record does not hold."""
+        ctx = self.ctx
+        seen: set[str] = set()
+        for order in (
+            *ctx.meds_before, *ctx.meds_during, *ctx.administrations, *ctx.meds_discharge
+        ):  # fmt: skip
+            missing = missing_medication(order, ctx.referenced)
+            key = resource_key(order)
+            if missing is None or key in seen:
+                continue
+            seen.add(key)
+            self.add(
+                FactKind.MEDICATION_CHECK,
+                f"medication not found in the record ({missing}), named by {key}: "
+                "confirm which drug is meant",
+                [key],
+                about=f"missing:{missing}",
+            )
         for change in changes:
             if change.variants and change.change != "stopped":
                 side = "discharge" if change.after else "home"

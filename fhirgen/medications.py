@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhirgen.context import StayContext
-from fhirgen.fhir.record import Resource, resource_key
+from fhirgen.fhir.record import Resource, is_not_found, resource_key
 from fhirgen.fhir.values import concept_name, concept_names, format_quantity, parse_time
 
 _FORM_WORDS = frozenset(
@@ -95,11 +95,25 @@ def medication_concept(resource: Resource, referenced: Mapping[str, Resource]) -
     reference = resource.get("medicationReference")
     if isinstance(reference, Mapping):
         medication = referenced.get(str(reference.get("reference")))
+        if is_not_found(medication) and reference.get("display"):
+            # The order's own display names the drug; the stand-in says the record lacks it.
+            assert medication is not None
+            return {"text": f"{reference['display']} ({medication['code']['text']})"}
         if medication is not None and medication.get("code"):
             return medication["code"]
         if reference.get("display"):
             return {"text": reference["display"]}
     return {}
+
+
+def missing_medication(resource: Resource, referenced: Mapping[str, Resource]) -> str | None:
+    """``Medication/<id>`` when the resource names its drug by a Medication the record does not
+    hold (the readers serve a ``not_found`` stand-in for it), else None."""
+    reference = resource.get("medicationReference")
+    if not isinstance(reference, Mapping):
+        return None
+    medication = referenced.get(str(reference.get("reference")))
+    return resource_key(medication) if medication is not None and is_not_found(medication) else None
 
 
 def medication_name(resource: Resource, referenced: Mapping[str, Resource]) -> str:

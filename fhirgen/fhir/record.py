@@ -68,6 +68,57 @@ def patient_of(resource: Resource, aliases: Mapping[str, str] | None = None) -> 
     return None
 
 
+# Tags the stand-in for a referenced resource the record does not hold (see ``not_found``).
+NOT_FOUND_TAG = {"system": "urn:fhirgen:reference", "code": "not-found"}
+# Types served by a stand-in when missing: a Medication names the drug of an order, and an
+# order whose drug is missing is still stated (and flagged), not dropped with the whole stay.
+STAND_IN_TYPES = frozenset({"Medication"})
+
+
+def not_found(key: str) -> dict[str, Any]:
+    """A stand-in for ``Type/id`` that the record (or the EHR: 404) does not hold.
+
+    It says so in its own words (``code.text``: "medication not found in the record
+    (Medication/x)") and carries ``NOT_FOUND_TAG``, so drafts name the gap and flag it for
+    the clinician instead of failing the stay. The live reader serves it for a reference the
+    EHR answers 404; the offline reader does not (a file export missing a resource is an
+    incomplete export: that stay fails with an error naming it, and the export can be fixed).
+    """
+    rtype, _, rid = key.partition("/")
+    return {
+        "resourceType": rtype,
+        "id": rid,
+        "meta": {"tag": [dict(NOT_FOUND_TAG)]},
+        "code": {"text": f"{rtype.lower()} not found in the record ({key})"},
+    }
+
+
+def is_not_found(resource: Resource | None) -> bool:
+    """True for a ``not_found`` stand-in."""
+    if resource is None:
+        return False
+    tags = (resource.get("meta") or {}).get("tag") or []
+    return any(
+        isinstance(t, Mapping)
+        and t.get("system") == NOT_FOUND_TAG["system"]
+        and t.get("code") == NOT_FOUND_TAG["code"]
+        for t in tags
+    )
+
+
+def standing_in(lookup: Callable[[str], Resource | None]) -> Callable[[str], Resource | None]:
+    """``lookup``, answering a ``not_found`` stand-in for a missing resource of
+    ``STAND_IN_TYPES``."""
+
+    def find(key: str) -> Resource | None:
+        found = lookup(key)
+        if found is None and key.partition("/")[0] in STAND_IN_TYPES:
+            return not_found(key)
+        return found
+
+    return find
+
+
 def resource_key(resource: Resource) -> str:
     """``Type/id`` of a resource."""
     return f"{resource.get('resourceType')}/{resource.get('id')}"

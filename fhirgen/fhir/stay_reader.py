@@ -21,7 +21,14 @@ from urllib.parse import urlencode
 from fhirgen.context import FOLLOW_UP_WINDOW, STAY_RESOURCE_TYPES, build_context
 from fhirgen.errors import FhirgenError, InputError, PermanentError
 from fhirgen.fhir.client import FhirClient, NotFoundError
-from fhirgen.fhir.record import PatientRecord, Resource, patient_of, reference_key, resource_key
+from fhirgen.fhir.record import (
+    PatientRecord,
+    Resource,
+    patient_of,
+    reference_key,
+    resource_key,
+    standing_in,
+)
 from fhirgen.fhir.values import parse_time, period_bounds
 
 PAGE_SIZE = 1000
@@ -75,7 +82,9 @@ def read_stay(client: FhirClient, encounter_id: str) -> StayRead:
         # remembered too, so it is not asked again.
         sorter.known[key] = found[0] if found else None
 
-    record = sorter.record(lookup=_RemoteLookup(client, sorter.known))
+    # A Medication the EHR does not have (404) is served as a stand-in that says so: the drafts
+    # name it as missing and flag it for the clinician rather than failing the stay.
+    record = sorter.record(lookup=standing_in(_RemoteLookup(client, sorter.known)))
     for key in asked:
         # Resolved now, from what was read: record.resources() then holds everything the stay
         # refers to, for a caller that stores the record and rebuilds it elsewhere.
