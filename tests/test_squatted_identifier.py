@@ -1,0 +1,253 @@
+"""A squatted draft identifier: the write step refuses what it did not write (issue 14 point 1).
+
+Anyone who can write to the EHR can create a resource carrying the identifier our draft will
+use. A conditional create would then find it and our Provenance would point at it: patient A
+gets no draft and another patient's document is labelled as A's. The live tests run the real
+system (sekmet-fhir, the webhook under gunicorn, a Celery worker on Redis): the job fails with
+the reason, the squatter's document is untouched, no Provenance of ours names it, nothing is
+marked done. The unit tests pin what counts as ours.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from fhirgen.jobs import _check_claims
+from fhirgen.render import AIAST, Claim, claim_conflict, claims
+from tests.live import (
+    LiveSystem,
+    admitted,
+    discharged,
+    drafts_in_ehr,
+    sample_stay,
+    wait_until,
+)
+
+SYSTEM = "urn:fhirgen:draft"
+
+
+# -- what counts as ours (pure) -------------------------------------------------------------
+
+CLAIM = Claim("DocumentReference", SYSTEM, "e1.v2.discharge-summary", "Patient/p1", "Encounter/e1")
+
+
+def _held(**changes):
+    resource = {
+        "resourceType": "DocumentReference",
+        "id": "d1",
+        "meta": {"security": [AIAST]},
+        "identifier": [{"system": SYSTEM, "value": CLAIM.value}],
+        "subject": {"reference": "Patient/p1"},
+        "author": [{"reference": "Device/dev1"}],
+        "context": {"encounter": [{"reference": "Encounter/e1"}]},
+    }
+    resource.update(changes)
+    return resource
+
+
+OUR_PROVENANCE = {"resourceType": "Provenance", "target": [{"reference": "DocumentReference/d1"}]}
+
+
+def test_nothing_holding_the_identifier_is_no_conflict():
+    assert claim_conflict(CLAIM, []) is None
+
+
+def test_our_own_draft_is_a_replay_not_a_conflict():
+    assert claim_conflict(CLAIM, [_held()], provenance=OUR_PROVENANCE) is None
+    assert claim_conflict(CLAIM, [_held()], author="Device/dev1") is None
+
+
+def test_another_subject_is_a_conflict_named_by_type_and_id():
+    conflict = claim_conflict(
+        CLAIM, [_held(subject={"reference": "Patient/p2"})], provenance=OUR_PROVENANCE
+    )
+    assert conflict is not None
+    assert str(conflict) == (
+        f"identifier {SYSTEM}|e1.v2.discharge-summary already used by DocumentReference/d1 "
+        "for another subject; not written"
+    )
+    assert "p2" not in conflict.why and "p1" not in conflict.holder
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"context": {"encounter": [{"reference": "Encounter/e9"}]}}, "for another encounter"),
+        ({"context": {}}, "for another encounter"),
+        ({"meta": {}}, "which is not labelled AI-generated"),
+    ],
+)
+def test_same_patient_but_not_our_draft_is_a_conflict(changes, why):
+    conflict = claim_conflict(CLAIM, [_held(**changes)], provenance=OUR_PROVENANCE)
+    assert conflict is not None and conflict.why == why
+
+
+def test_a_lookalike_no_provenance_of_ours_names_is_a_conflict():
+    # Right patient, right stay, AI-labelled: still not ours unless our Provenance names it
+    # (before writing) or our Device wrote it (after).
+    conflict = claim_conflict(CLAIM, [_held()], provenance=None, author="Device/other")
+    assert conflict is not None and conflict.why == "which no Provenance of fhirgen's names"
+
+
+def test_two_holders_are_a_conflict():
+    conflict = claim_conflict(CLAIM, [_held(), _held(id="d2")], provenance=OUR_PROVENANCE)
+    assert conflict is not None and conflict.holder.startswith("2 resources")
+
+
+# -- the live system ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def system(ehr, tmp_path_factory):
+    live = LiveSystem(tmp_path_factory.mktemp("fhirgen"), ehr.base_url).start()
+    live.subscribe()
+    yield live
+    live.stop()
+
+
+def _next_identifier(ehr, encounter_id: str, kind: str = "discharge-summary") -> str:
+    """The identifier our draft will carry once the Encounter is discharged (one more version)."""
+    (current,) = ehr.search("Encounter", _id=encounter_id)
+    return f"{encounter_id}.v{int(current['meta']['versionId']) + 1}.{kind}"
+
+
+def _squat(ehr, value: str, *, subject: str, encounter: str | None) -> dict:
+    squatter = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "identifier": [{"system": SYSTEM, "value": value}],
+        "type": {"text": "Squatting note"},
+        "subject": {"reference": subject},
+        "content": [{"attachment": {"contentType": "text/plain", "data": "c3F1YXR0ZXI="}}],
+    }
+    if encounter:
+        squatter["context"] = {"encounter": [{"reference": encounter}]}
+    with ehr.client() as client:
+        response = client.post("DocumentReference", json=squatter)
+        response.raise_for_status()
+        return response.json()
+
+
+def _failed_job(system, encounter_id):
+    jobs = system.store.jobs(encounter_id=encounter_id)
+    return next((j for j in jobs if j.state == "failed"), None)
+
+
+def _provenances_naming(ehr, key: str) -> list[dict]:
+    return [
+        p
+        for p in ehr.search("Provenance")
+        if any(t.get("reference") == key for t in p.get("target") or [])
+    ]
+
+
+def _assert_refused(ehr, system, encounter_id, squatter, why):
+    key = f"DocumentReference/{squatter['id']}"
+    job = wait_until(lambda: _failed_job(system, encounter_id), timeout=90, what="the job to fail")
+    time.sleep(2)  # anything written after all would have landed by now
+    assert job.reason == (
+        f"identifier {SYSTEM}|{squatter['identifier'][0]['value']} already used by {key} "
+        f"{why}; not written"
+    )
+    states = [j.state for j in system.store.jobs(encounter_id=encounter_id)]
+    assert "done" not in states and all(s in ("failed", "skipped") for s in states), states
+    # The squatter's document is untouched, and nothing of ours names it.
+    (now,) = ehr.search("DocumentReference", _id=squatter["id"])
+    assert now["meta"]["versionId"] == squatter["meta"]["versionId"]
+    assert {k: v for k, v in now.items() if k != "meta"} == {
+        k: v for k, v in squatter.items() if k != "meta"
+    }
+    assert _provenances_naming(ehr, key) == []
+    # Nothing was written for the stay: the check runs before the transaction.
+    assert {k: len(v) for k, v in drafts_in_ehr(ehr, encounter_id).items()} == {
+        "DocumentReference": 0,
+        "PatientInstructions": 0,
+        "CarePlan": 0,
+        "Provenance": 0,
+    }
+    # The operator's alert: an ERROR line naming the resource, not the patient or the stay.
+    (alert,) = [
+        line
+        for line in system.logs().splitlines()
+        if "not written" in line and key in line and job.id in line
+    ]
+    assert "ERROR" in alert and why in alert
+    assert encounter_id not in alert and squatter["subject"]["reference"] not in alert
+    return job
+
+
+@pytest.mark.live
+def test_another_patients_document_under_our_identifier_fails_the_job(ehr, system):
+    stay = sample_stay("heart-failure")
+    ehr.put_all(admitted(stay))
+    ehr.put_all([{"resourceType": "Patient", "id": "squat-other", "active": True}])
+    encounter = discharged(stay)
+    value = _next_identifier(ehr, encounter["id"])
+    squatter = _squat(ehr, value, subject="Patient/squat-other", encounter=None)
+    ehr.put_all([encounter])
+    job = _assert_refused(ehr, system, encounter["id"], squatter, "for another subject")
+    # The console's job page shows it failed, with the reason.
+    assert job.state == "failed" and "for another subject" in (job.reason or "")
+
+
+@pytest.mark.live
+def test_a_lookalike_for_the_same_stay_that_we_did_not_write_fails_the_job(ehr, system):
+    stay = sample_stay("pneumonia")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    patient = encounter["subject"]["reference"]
+    value = _next_identifier(ehr, encounter["id"], "patient-instructions")
+    squatter = _squat(ehr, value, subject=patient, encounter=f"Encounter/{encounter['id']}")
+    ehr.put_all([encounter])
+    key = f"DocumentReference/{squatter['id']}"
+    job = wait_until(
+        lambda: _failed_job(system, encounter["id"]), timeout=90, what="the job to fail"
+    )
+    time.sleep(2)
+    assert job.reason == (
+        f"identifier {SYSTEM}|{value} already used by {key} which is not labelled "
+        "AI-generated; not written"
+    )
+    assert _provenances_naming(ehr, key) == []
+    found = drafts_in_ehr(ehr, encounter["id"])
+    assert found["DocumentReference"] == [] and found["CarePlan"] == []
+    assert found["Provenance"] == []
+    (now,) = ehr.search("DocumentReference", _id=squatter["id"])
+    assert now["meta"]["versionId"] == squatter["meta"]["versionId"]
+
+
+@pytest.mark.live
+def test_a_stay_nobody_squatted_is_still_drafted(ehr, system):
+    stay = sample_stay("hip-fracture")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    ehr.put_all([encounter])
+
+    def done():
+        jobs = system.store.jobs(encounter_id=encounter["id"])
+        return any(j.state == "done" for j in jobs)
+
+    wait_until(done, timeout=90, what="the draft")
+    found = drafts_in_ehr(ehr, encounter["id"])
+    assert {k: len(v) for k, v in found.items()} == {
+        "DocumentReference": 1,
+        "PatientInstructions": 1,
+        "CarePlan": 1,
+        "Provenance": 1,
+    }
+    # A replay of the write finds our own draft: the check before writing takes it for ours
+    # (our Provenance names it), and the transaction creates nothing new.
+    (job,) = [j for j in system.store.jobs(encounter_id=encounter["id"]) if j.state == "done"]
+    bundle = orjson.loads(system.store.artifact(job.id, "bundle"))
+    with system.ehr_client() as client:
+        assert _check_claims(client, bundle) == {c.token for c in claims(bundle)}
+        client.transaction(bundle)
+    assert {k: len(v) for k, v in drafts_in_ehr(ehr, encounter["id"]).items()} == {
+        "DocumentReference": 1,
+        "PatientInstructions": 1,
+        "CarePlan": 1,
+        "Provenance": 1,
+    }
