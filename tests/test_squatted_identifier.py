@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import orjson
 import pytest
 
-from fhirgen.jobs import _check_claims
+from fhirgen.fhir.client import FHIR_JSON, FhirClient
+from fhirgen.fhir.record import PatientRecord
+from fhirgen.generation import get_generator
+from fhirgen.jobs import IdentifierConflict, _check_claims, _check_written
+from fhirgen.pipeline import draft_stay
 from fhirgen.render import AIAST, Claim, claim_conflict, claims
 from tests.live import (
     LiveSystem,
@@ -251,3 +256,113 @@ def test_a_stay_nobody_squatted_is_still_drafted(ehr, system):
         "CarePlan": 1,
         "Provenance": 1,
     }
+
+
+# -- the check after writing: a squatter that arrived between the check and the write --------
+
+
+def _offline_bundle() -> dict:
+    stay = sample_stay("pneumonia")
+    encounter = next(r for r in stay if r["resourceType"] == "Encounter" and r["id"] == "19436125")
+    patient = next(r["id"] for r in stay if r["resourceType"] == "Patient")
+    result = draft_stay(
+        PatientRecord(patient, stay), encounter, get_generator("template"), identifier_system=SYSTEM
+    )
+    return orjson.loads(orjson.dumps(result.bundle))
+
+
+class _RacingEhr:
+    """Answers the check before writing with nothing held; the transaction then finds the
+    summary's identifier held by another patient's document (created in between)."""
+
+    def __init__(self, bundle: dict, *, squatter_subject: str) -> None:
+        self.bundle = bundle
+        self.squatter_subject = squatter_subject
+        self.puts: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content) if request.content else {}
+        if request.method == "POST" and body.get("type") == "batch":
+            entries = []
+            for entry in body["entry"]:
+                if entry["request"]["url"].startswith("Provenance/"):
+                    entries.append({"response": {"status": "404 Not Found"}})
+                else:
+                    searchset = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+                    entries.append({"resource": searchset, "response": {"status": "200 OK"}})
+            return self._json(
+                {"resourceType": "Bundle", "type": "batch-response", "entry": entries}
+            )
+        if request.method == "POST" and body.get("type") == "transaction":
+            return self._json(self._transaction_response(body))
+        if request.method == "PUT":
+            self.puts.append(body)
+            return self._json(body)
+        return httpx.Response(404)
+
+    def _transaction_response(self, body: dict) -> dict:
+        answers = []
+        for index, entry in enumerate(body["entry"]):
+            resource = dict(entry["resource"])
+            rtype = resource["resourceType"]
+            if index == 1:  # the summary: found, and not ours
+                held = {**resource, "id": "sq", "subject": {"reference": self.squatter_subject}}
+                held["author"] = [{"reference": "Device/theirs"}]
+                status, resource = "200 OK", held
+            else:
+                status = "201 Created"
+                resource["id"] = resource.get("id") or f"new{index}"
+            if rtype == "Provenance":
+                resource["target"] = [
+                    {"reference": "DocumentReference/sq"},
+                    {"reference": "CarePlan/new2"},
+                    {"reference": "DocumentReference/new3"},
+                ]
+            location = f"{rtype}/{resource['id']}/_history/1"
+            answers.append(
+                {"resource": resource, "response": {"status": status, "location": location}}
+            )
+        return {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
+
+    @staticmethod
+    def _json(data: dict) -> httpx.Response:
+        return httpx.Response(200, content=orjson.dumps(data), headers={"Content-Type": FHIR_JSON})
+
+
+def test_a_squatter_created_while_we_wrote_is_unlinked_and_fails_the_job():
+    bundle = _offline_bundle()
+    ehr = _RacingEhr(bundle, squatter_subject="Patient/someone-else")
+    with FhirClient("http://ehr.test/fhir", transport=httpx.MockTransport(ehr)) as client:
+        ours = _check_claims(client, bundle)
+        assert ours == set()
+        response = client.transaction(bundle)
+        with pytest.raises(IdentifierConflict) as raised:
+            _check_written(client, bundle, response, ours)
+    assert "already used by DocumentReference/sq for another subject; not written" in str(
+        raised.value
+    )
+    # Our Provenance is PUT again without the squatter's document.
+    (provenance,) = ehr.puts
+    assert [t["reference"] for t in provenance["target"]] == [
+        "CarePlan/new2",
+        "DocumentReference/new3",
+    ]
+
+
+def test_our_own_draft_written_meanwhile_by_a_twin_delivery_is_ours():
+    bundle = _offline_bundle()
+    summary = bundle["entry"][1]["resource"]
+    ehr = _RacingEhr(bundle, squatter_subject=summary["subject"]["reference"])
+    original = ehr._transaction_response
+
+    def by_our_device(body):
+        answer = original(body)
+        answer["entry"][0]["response"]["location"] = "Device/ours/_history/1"
+        answer["entry"][1]["resource"]["author"] = [{"reference": "Device/ours"}]
+        return answer
+
+    ehr._transaction_response = by_our_device  # type: ignore[method-assign]
+    with FhirClient("http://ehr.test/fhir", transport=httpx.MockTransport(ehr)) as client:
+        response = client.transaction(bundle)
+        _check_written(client, bundle, response, set())
+    assert ehr.puts == []
