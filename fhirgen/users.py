@@ -64,6 +64,7 @@ __all__ = [
     "set_role",
     "sign_in_external",
     "source_key",
+    "throttled",
     "throttled_sources",
     "unlock",
     "verify_password",
@@ -462,6 +463,17 @@ def source_key(address: str) -> str:
         else:
             text = str(ip)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def throttled(store: Store, *, now: datetime | None = None) -> dict[str, int]:
+    """How many sources are refused right now, by user name (users with none left out)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(_FAILURES.c.username, func.count())
+            .where(_FAILURES.c.locked_until > (now or utcnow()))
+            .group_by(_FAILURES.c.username)
+        ).all()
+    return {str(name): int(count) for name, count in rows}
 
 
 def throttled_sources(store: Store, name: str, *, now: datetime | None = None) -> int:
