@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import html
 import uuid
 from collections.abc import Mapping, Sequence
@@ -68,11 +69,27 @@ class DraftIds:
     instructions: str
 
 
-def draft_ids(context: StayContext, system: str, regeneration: int = 0) -> DraftIds:
-    """Identifiers for a stay's drafts: encounter, its version, regeneration and document kind."""
-    base = f"{context.encounter_id}.v{encounter_version(context.encounter)}"
-    if regeneration:
-        base += f".r{regeneration}"
+def draft_ids(
+    context: StayContext, system: str, regeneration: int = 0, key: bytes | None = None
+) -> DraftIds:
+    """Identifiers for a stay's drafts: encounter, its version, regeneration and document kind.
+
+    Without ``key`` they read ``<encounter>.v<version>[.r<k>].<kind>``: anyone who can read the
+    Encounter can predict them. With ``key`` (the deployment's, ``secrets.identifier_key``) the
+    stay part is a keyed hash, ``<HMAC-SHA256(key, system|Encounter/id|version|regeneration),
+    32 hex>.<kind>``: nobody without the key can write a resource under the identifier before
+    we do. The kind stays a readable suffix (the three drafts of one version share the hash and
+    are written in one transaction, so one seen gives away none still to be written). The
+    Provenance id derives from the summary's identifier, so it is as unguessable.
+    """
+    version = encounter_version(context.encounter)
+    if key is not None:
+        stay = f"{system}|Encounter/{context.encounter_id}|{version}|{regeneration}"
+        base = hmac.new(key, stay.encode(), hashlib.sha256).hexdigest()[:32]
+    else:
+        base = f"{context.encounter_id}.v{version}"
+        if regeneration:
+            base += f".r{regeneration}"
     document = f"{base}.{discharge_summary.KIND.key}"
     digest = hashlib.sha256(f"{system}|{document}".encode()).hexdigest()
     return DraftIds(
@@ -95,14 +112,16 @@ def render_bundle(
     identifier_system: str,
     replaces: str | None = None,
     regeneration: int = 0,
+    identifier_key: bytes | None = None,
 ) -> dict[str, Any]:
     """The transaction Bundle for one stay, exactly as it is POSTed to the EHR.
 
     Entries: the Device, the discharge summary, the CarePlan, the patient instructions, the
     Provenance. ``replaces`` (the summary an earlier draft wrote) goes on the summary only: the
     store keeps no earlier instructions' id, so a regenerated instructions document stands new.
+    ``identifier_key`` makes the identifiers keyed hashes (``draft_ids``).
     """
-    ids = draft_ids(context, identifier_system, regeneration)
+    ids = draft_ids(context, identifier_system, regeneration, identifier_key)
     urls = {
         "document": _urn(identifier_system, ids.document),
         "care_plan": _urn(identifier_system, ids.care_plan),

@@ -64,6 +64,22 @@ class Vault:
             ) from None
 
 
+def identifier_key(settings: Any) -> bytes:
+    """The key that makes our draft identifiers unguessable (``render.draft_ids``).
+
+    Derived from ``FHIRGEN_SECRET_KEY`` where it is set (an HMAC under a label of its own, so
+    the identifier key gives away nothing of the key that encrypts secrets); else a random key
+    kept in the data folder beside the vault's. Every process that drafts for one EHR must hold
+    the same key, as for the vault: a shared database therefore needs the setting.
+    """
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if key:
+        return hmac.new(key.encode(), b"fhirgen draft identifiers", hashlib.sha256).digest()
+    if settings.database_url:
+        raise ConfigError("FHIRGEN_SECRET_KEY must be set when FHIRGEN_DATABASE_URL is")
+    return key_file(Path(settings.data_dir) / "identifier.key")
+
+
 def key_file(path: Path) -> bytes:
     """A random key kept in ``path`` (mode 0600), made on first use.
 

@@ -10,18 +10,38 @@ marked done. The unit tests pin what counts as ours.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
+from types import SimpleNamespace
 
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
+from fhirgen.context import build_context
+from fhirgen.documents.care_plan import KIND as PLAN_KIND
+from fhirgen.documents.discharge_summary import KIND as SUMMARY_KIND
+from fhirgen.documents.patient_instructions import KIND as INSTRUCTIONS_KIND
+from fhirgen.errors import ConfigError
+from fhirgen.facts import extract_facts
 from fhirgen.fhir.client import FHIR_JSON, FhirClient
 from fhirgen.fhir.record import PatientRecord
 from fhirgen.generation import get_generator
 from fhirgen.jobs import IdentifierConflict, _check_claims, _check_written
 from fhirgen.pipeline import draft_stay
-from fhirgen.render import AIAST, Claim, claim_conflict, claims
+from fhirgen.render import (
+    AIAST,
+    Author,
+    Claim,
+    claim_conflict,
+    claims,
+    draft_ids,
+    provenance_key,
+    render_bundle,
+)
+from fhirgen.secrets import identifier_key
 from tests.live import (
     LiveSystem,
     admitted,
@@ -366,3 +386,63 @@ def test_our_own_draft_written_meanwhile_by_a_twin_delivery_is_ours():
         response = client.transaction(bundle)
         _check_written(client, bundle, response, set())
     assert ehr.puts == []
+
+
+# -- keyed identifiers: nobody without the deployment's key can predict them ----------------
+
+
+def _pneumonia_context():
+    stay = sample_stay("pneumonia")
+    encounter = next(r for r in stay if r["resourceType"] == "Encounter" and r["id"] == "19436125")
+    patient = next(r["id"] for r in stay if r["resourceType"] == "Patient")
+    return build_context(PatientRecord(patient, stay), encounter)
+
+
+def test_keyed_identifiers_name_no_encounter_and_keep_the_kind():
+    context = _pneumonia_context()
+    plain = draft_ids(context, SYSTEM)
+    assert plain.document.startswith("19436125.v")  # the readable form, without a key
+    keyed = draft_ids(context, SYSTEM, key=b"k" * 32)
+    assert re.fullmatch(r"[0-9a-f]{32}\.discharge-summary", keyed.document)
+    base = keyed.document.removesuffix(".discharge-summary")
+    assert keyed.care_plan == f"{base}.care-plan"
+    assert keyed.instructions == f"{base}.patient-instructions"
+    assert "19436125" not in keyed.document and keyed.provenance_id != plain.provenance_id
+    # Stable under one key (a replay finds its own draft); anything else changes them.
+    assert draft_ids(context, SYSTEM, key=b"k" * 32) == keyed
+    assert draft_ids(context, SYSTEM, key=b"j" * 32).document != keyed.document
+    assert draft_ids(context, SYSTEM, 1, key=b"k" * 32).document != keyed.document
+
+
+def test_a_keyed_bundle_claims_and_puts_under_the_keyed_ids():
+    context = _pneumonia_context()
+    facts = extract_facts(context)
+    drafts = get_generator("template").draft_many(
+        [(kind, facts) for kind in (SUMMARY_KIND, PLAN_KIND, INSTRUCTIONS_KIND)]
+    )
+    ids = draft_ids(context, SYSTEM, key=b"k" * 32)
+    bundle = render_bundle(
+        context,
+        facts,
+        *drafts,
+        author=Author("template", "t", "1"),
+        generated_at="2026-01-01T00:00:00Z",
+        identifier_system=SYSTEM,
+        identifier_key=b"k" * 32,
+    )
+    assert [c.value for c in claims(bundle)] == [ids.document, ids.care_plan, ids.instructions]
+    assert provenance_key(bundle) == f"Provenance/{ids.provenance_id}"
+
+
+def test_the_identifier_key_comes_from_the_secret_key_or_the_data_folder(tmp_path):
+    from_secret = identifier_key(
+        SimpleNamespace(secret_key=SecretStr("s3cret"), database_url=None, data_dir=tmp_path)
+    )
+    assert len(from_secret) == 32 and from_secret != hashlib.sha256(b"s3cret").digest()
+    assert not (tmp_path / "identifier.key").exists()
+    kept = SimpleNamespace(secret_key=None, database_url=None, data_dir=tmp_path)
+    assert identifier_key(kept) == identifier_key(kept)
+    assert (tmp_path / "identifier.key").stat().st_mode & 0o777 == 0o600
+    shared = SimpleNamespace(secret_key=None, database_url="postgresql://db/x", data_dir=tmp_path)
+    with pytest.raises(ConfigError):
+        identifier_key(shared)
