@@ -21,8 +21,7 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --g
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "fhirgen needs Python 3.11 or newer on PATH" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip
+	$(PYTHON) -m venv --upgrade-deps $(VENV)
 
 # Runtime install, with the sandbox EHR the demo runs against (sekmet-fhir).
 $(VENV)/.runtime: requirements-demo.lock pyproject.toml | $(BIN)/python
@@ -39,6 +38,10 @@ $(VENV)/.dev: requirements-dev.lock requirements-model.txt $(VENV)/.runtime
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
 		|| echo "note: chromium is not installed; the console's browser tests will skip"; }
+	# Debian's nginx for the test of the shipped buffering proxy (it skips with a reason without it).
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null && apt-get install -y -q nginx-light \
+		|| echo "note: nginx is not installed; the slow-client proxy test will skip"; }
 	@touch $@
 
 # Rewrite the lock files after a change to pyproject.toml or requirements-dev.in, keeping the pins

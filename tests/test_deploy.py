@@ -260,15 +260,53 @@ def test_postgres_is_persistent_and_checked():
     assert password.startswith("${"), "POSTGRES_PASSWORD must be interpolated, not written here"
 
 
-def test_web_publishes_8000_waits_for_its_backing_services_and_is_health_checked():
+def test_web_publishes_only_its_proxy_waits_for_its_backing_services_and_is_health_checked():
     web = _services()["web"]
-    assert any(str(p).split(":")[-1] == "8000" for p in web["ports"])
+    assert [str(p).split(":")[-1] for p in web["ports"]] == ["8080"]  # the proxy's, not 8000
     for dependency in ("redis", "postgres"):
         assert web["depends_on"][dependency]["condition"] == "service_healthy"
     healthcheck = web.get("healthcheck") or _effective(
         _stages(), _build_targets()["web"], "HEALTHCHECK"
     )
     assert healthcheck and "/healthz" in str(healthcheck)
+
+
+def test_a_buffering_proxy_shares_webs_network_with_the_shipped_configuration():
+    proxy = _services()["proxy"]
+    assert str(proxy["image"]).startswith("nginxinc/nginx-unprivileged:")
+    assert proxy["network_mode"] == "service:web"  # its upstream, 127.0.0.1:8000, is web
+    mounts = [str(v).rsplit(":", 2) for v in proxy["volumes"]]
+    assert ["./nginx/fhirgen.conf", "/etc/nginx/conf.d/default.conf", "ro"] in mounts, mounts
+    conf = (DEPLOY / "nginx" / "fhirgen.conf").read_text()
+    for directive in (
+        "client_header_timeout 10s;",
+        "client_body_timeout 10s;",
+        "proxy_request_buffering on;",
+        "server 127.0.0.1:8000;",
+        "listen 8080;",
+    ):
+        assert directive in conf, directive  # fmt: skip
+
+
+def test_k8s_web_pod_serves_through_its_proxy_container_with_the_same_configuration():
+    pod = _k8s_deployments()["web"]["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    proxy = containers["proxy"]
+    assert str(proxy["image"]).startswith("nginxinc/nginx-unprivileged:")
+    assert {p["name"]: p["containerPort"] for p in proxy["ports"]} == {"http": 8080}
+    services = [d for _, d in _k8s_documents() if d["kind"] == "Service"]
+    (web_service,) = [s for s in services if s["metadata"]["name"] == "fhirgen-web"]
+    assert [p["targetPort"] for p in web_service["spec"]["ports"]] == ["http"]
+    (config_map,) = [
+        d for _, d in _k8s_documents()
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "fhirgen-proxy"
+    ]  # fmt: skip
+    shipped = (DEPLOY / "nginx" / "fhirgen.conf").read_text()
+    assert config_map["data"]["default.conf"] == shipped
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = proxy["volumeMounts"]
+    assert volumes[mount["name"]]["configMap"]["name"] == "fhirgen-proxy"
+    assert mount["mountPath"] == "/etc/nginx/conf.d"
 
 
 def test_gpu_worker_reserves_one_nvidia_gpu_and_mounts_the_model_read_only():
@@ -379,7 +417,7 @@ def test_k8s_deployments_run_the_contract_commands_as_non_root():
     assert set(COMMANDS) <= set(deployments)
     for component in COMMANDS:
         pod = deployments[component]["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
+        (container,) = [c for c in pod["containers"] if c["name"] != "proxy"]
         _assert_runs(component, container.get("command", []) + container.get("args", []))
         assert pod["securityContext"]["runAsNonRoot"] is True, component
         refs = {
@@ -464,6 +502,7 @@ def _deployed_commands() -> list[tuple[str, list[str]]]:
         (f"k8s:{component}", container.get("command", []) + container.get("args", []))
         for component, doc in _k8s_deployments().items()
         for container in doc["spec"]["template"]["spec"]["containers"]
+        if container["name"] != "proxy"  # nginx, checked on its own
     ]
     stages = _stages()
     for target in ("web", "worker", "worker-gpu"):

@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
@@ -102,8 +102,8 @@ class Store:
         if url.startswith("sqlite"):
             # A file has no server to lose the connection to: no ping before each transaction.
             kwargs["pool_pre_ping"] = False
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
+            path = make_url(url).database  # None or "" for an in-memory database
+            if path and path != ":memory:" and not path.startswith("file:"):
                 Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 private_file(path)  # drafts, facts and password hashes: 0600, as its WAL
             kwargs["connect_args"] = {"check_same_thread": False}
