@@ -16,20 +16,23 @@ import os
 import socket
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sekmet.subscriptions.backport import notification_bundle
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 
 from fhirgen.config import load_settings
+from fhirgen.errors import StoreUnavailable
 from fhirgen.fhir.notifications import MAX_COUNT, NotificationError, parse_notification
 from fhirgen.intake import accept
 from fhirgen.logs import loggable
 from fhirgen.secrets import Vault, token_hash
 from fhirgen.store import Received, Store
+from fhirgen.store.intake import check_writable
 from fhirgen.subscriptions import RecentCache, is_subscription_id
 from tests.databases import fresh_database
 from webhooks import create_app
@@ -348,6 +351,33 @@ def test_readyz_is_503_while_the_store_is_write_locked(hook):
     assert after["store"] == "ok"  # the broker's port is closed here: only the store is ok
     with hook.store.engine.connect() as connection:  # the pool's busy timeout is back
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_write_check_sees_a_lock_held_elsewhere_and_changes_nothing(tmp_path, kind):
+    """Readiness's check on each store: refused within its wait while another connection
+    holds what a notification's write needs, fine once released, the pool left as it was."""
+    with fresh_database(kind, tmp_path) as url:
+        store = Store(url)
+        other = create_engine(url)
+        try:
+            store.migrate()
+            check_writable(store.engine, 1)
+            with other.connect() as connection:
+                if kind == "sqlite":
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    connection.execute(text("LOCK TABLE kv IN ACCESS EXCLUSIVE MODE"))
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    check_writable(store.engine, 1)
+                assert time.monotonic() - started < 5
+                connection.rollback()
+            check_writable(store.engine, 1)
+            assert store.get_value("fhirgen.readyz") is None  # nothing written
+        finally:
+            other.dispose()
+            store.dispose()
 
 
 # -- 10. duplicates at intake, events per notification ---------------------------------------------
