@@ -116,7 +116,8 @@ class IntakeResult:
 
     ``jobs`` are the jobs this notification made, committed unsent: its caller sends them
     after the commit. A notification for an Encounter that already has a waiting job attaches
-    to it and makes none; a waiting job nobody sent is the outbox relay's to send.
+    to it and makes none; a waiting job nobody sent is the outbox relay's to send. One that
+    names an Encounter version already claimed (drafted or being drafted) makes none either.
     """
 
     events: int
@@ -132,7 +133,8 @@ def record(
     """Record ``notifications`` on ``connection`` (in the caller's transaction): each exactly
     as if recorded alone in this order (a test compares the two). Per subscription one update
     that locks its row and one that moves its event count, one lookup of the encounters' jobs,
-    one insert of the new jobs and one of the events.
+    one insert of the new jobs and one of the events; and one lookup of the claims when an
+    event names its Encounter's version.
 
     Subscriptions are locked in id order (each one's notifications worked through in arrival
     order): transactions that lock several rows lock them in the same order, so two groups on
