@@ -16,16 +16,19 @@ from sqlalchemy import Table, func, select
 from fhirgen.errors import FhirgenError
 from fhirgen.store import ACTIVE_STATES, Store
 from fhirgen.store.models import Job
+from fhirgen.users import UserError, end_sessions, unlock
 
 __all__ = [
     "ActionRefused",
     "cancel_job",
+    "end_user_sessions",
     "pause_subscription",
     "reconcile_now",
     "regenerate_job",
     "register_subscription",
     "resume_subscription",
     "retry_job",
+    "unlock_user",
 ]
 
 RETRYABLE = ("failed", "cancelled")
@@ -150,6 +153,26 @@ def register_subscription(
         detail=f"{registration.id} ({registration.kind}, EHR Subscription/{registration.ehr_id})",
     )
     return registration
+
+
+def unlock_user(store: Store, name: str, actor: str) -> int:
+    """Let every client refused for user ``name`` (too many wrong passwords) try again; the
+    number of clients cleared."""
+    try:
+        cleared = unlock(store, name)
+    except UserError as exc:
+        raise ActionRefused(str(exc)) from None
+    store.audit(actor, "user-unlock", detail=f"{name}: {cleared} client(s) cleared")
+    return cleared
+
+
+def end_user_sessions(store: Store, name: str, actor: str) -> None:
+    """End every open session of user ``name`` (each browser must sign in again)."""
+    try:
+        end_sessions(store, name)
+    except UserError as exc:
+        raise ActionRefused(str(exc)) from None
+    store.audit(actor, "user-end-sessions", detail=name)
 
 
 def _job(store: Store, job_id: str) -> Any:

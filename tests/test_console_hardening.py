@@ -192,6 +192,8 @@ def test_an_admin_unlocks_from_the_console(console: Console) -> None:
     assert done.status_code == 302 and "Unlocked viewer" in admin.get(done.headers["Location"]).text
     assert console.sign_in(stranger, "viewer").status_code == 302
     assert any(e.action == "user-unlock" for e in console.store.audit_entries())
+    missing = admin.post("/console/users/nobody/unlock", data={"csrf_token": token})
+    assert "no user" in admin.get(missing.headers["Location"]).text
 
 
 def test_throttling_is_per_source_and_doubles(any_store: Store) -> None:

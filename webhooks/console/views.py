@@ -40,7 +40,6 @@ from fhirgen.users import (
     end_sessions,
     list_users,
     throttled,
-    unlock,
 )
 from webhooks.console import charts, sso
 from webhooks.console.auth import (
@@ -539,19 +538,16 @@ def users() -> str:
 @login_required
 @admin_required
 def user_change(name: str, change: str) -> BaseResponse:
-    store = _state().store
+    store, name = _state().store, name[:120]
     try:
         if change == "unlock":
-            cleared = unlock(store, name[:120])
-            done = f"Unlocked {name[:120]}: {cleared} client(s) may try again."
+            cleared = console_actions.unlock_user(store, name, actor())
+            flash(f"Unlocked {name}: {cleared} client(s) may try again.", "info")
         else:
-            end_sessions(store, name[:120])
-            done = f"Ended every session of {name[:120]}."
-    except UserError as exc:
+            console_actions.end_user_sessions(store, name, actor())
+            flash(f"Ended every session of {name}.", "info")
+    except console_actions.ActionRefused as exc:
         flash(str(exc), "error")
-        return redirect(url_for("console.users"))
-    store.audit(actor(), f"user-{change}", detail=name[:120])
-    flash(done, "info")
     return redirect(url_for("console.users"))
 
 
