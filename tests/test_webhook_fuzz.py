@@ -298,6 +298,7 @@ class Request:
     content_type: str | None
     doc: Any = field(default=None)  # the JSON sent, when it is JSON
     put_path: str | None = None  # the Type/id after the endpoint
+    environ: dict[str, str] = field(default_factory=dict)  # what the WSGI server says
 
 
 def _request(rng: random.Random, seeds: list[tuple[str, Any]]) -> Request:
@@ -322,6 +323,10 @@ def _request(rng: random.Random, seeds: list[tuple[str, Any]]) -> Request:
         rid = rng.choice(["enc-1", "enc-2", "enc-9", quote("a b"), "x" * 70, quote("\n")])
         put_path = f"{rtype}/{rid}"
         path += f"/{put_path}"
+    if rng.random() < 0.03:  # paths no route serves
+        path = rng.choice(
+            [f"{path}/extra", f"/fhir/notify/{sub}/Encounter", "/fhir/notify/a%2Fb", "/fhir/"]
+        )
     headers: dict[str, str] = {}
     auth = rng.random()
     if auth < 0.85:
@@ -343,7 +348,10 @@ def _request(rng: random.Random, seeds: list[tuple[str, Any]]) -> Request:
     content_type: str | None = FHIR_JSON if rng.random() < 0.85 else rng.choice(CONTENT_TYPES)
     if not body and rng.random() < 0.5:
         content_type = None
-    return Request(method, path, body, headers, content_type, _json(body), put_path)
+    environ = {}
+    if rng.random() < 0.03:  # a Content-Length that is not the body's
+        environ["CONTENT_LENGTH"] = rng.choice(["abc", "-1", "9" * 25, "", " 5", "0", "\xe9"])
+    return Request(method, path, body, headers, content_type, _json(body), put_path, environ)
 
 
 def _json(body: bytes) -> Any:
@@ -409,7 +417,11 @@ def app(tmp_path: Path) -> Iterator[Any]:
 def _send(client: Any, request: Request) -> Any:
     send: Callable[..., Any] = getattr(client, request.method.lower())
     return send(
-        request.path, data=request.body, headers=request.headers, content_type=request.content_type
+        request.path,
+        data=request.body,
+        headers=request.headers,
+        content_type=request.content_type,
+        environ_overrides=request.environ,
     )
 
 

@@ -278,6 +278,24 @@ def test_a_header_that_is_not_ascii_is_401(hook, headers):
     assert hook.store.jobs() == []
 
 
+def test_a_body_shorter_than_its_content_length_is_a_400_operation_outcome(hook):
+    response = hook.client.post(
+        "/fhir/notify/sub-1",
+        data=b"",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        content_type=FHIR_JSON,
+        environ_overrides={"CONTENT_LENGTH": " 5"},
+    )
+    _outcome(response, 400)
+    assert hook.store.events() == []
+
+
+@pytest.mark.parametrize("path", ["/fhir/notify/sub-1/Encounter", "/fhir/notify/a%2Fb", "/fhir/"])
+def test_a_path_under_fhir_that_no_route_serves_is_a_404_operation_outcome(hook, path):
+    _outcome(hook.client.post(path, headers={"Authorization": f"Bearer {TOKEN}"}), 404)
+    assert hook.client.get("/no-such-page").mimetype == "text/html"  # others: Flask's page
+
+
 # -- 8. control characters in the log -------------------------------------------------------------
 
 

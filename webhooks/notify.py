@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 from fhirgen.errors import StoreUnavailable
 from fhirgen.fhir.notifications import NotificationError, parse_notification
@@ -113,3 +113,21 @@ def _internal_error(_error: InternalServerError) -> Response:
     """A bug answers a 500 OperationOutcome, never an HTML page."""
     notified("error", "500").inc()
     return _answer(500, outcome_body("exception", "internal error"))
+
+
+@blueprint.errorhandler(HTTPException)
+def _refused_by_werkzeug(error: HTTPException) -> Response:
+    """What Werkzeug refuses inside the view (a body shorter than its Content-Length, the
+    client gone) is a 4xx OperationOutcome like every other refusal, never an HTML page."""
+    status = error.code if error.code and 400 <= error.code < 500 else 400
+    subscription_id = (request.view_args or {}).get("subscription_id", "")
+    return _refuse(status, "invalid", error.name, str(subscription_id))
+
+
+@blueprint.app_errorhandler(NotFound)
+def _no_such_endpoint(error: NotFound) -> Response | NotFound:
+    """A path under ``/fhir/`` that no route serves (``/fhir/notify/a/b``, an id with ``%2F``)
+    is answered as FHIR; others keep Flask's page."""
+    if not request.path.startswith("/fhir/"):
+        return error
+    return _refuse(404, "not-found", "no such endpoint", "")
