@@ -188,7 +188,11 @@ def generate_many(services: Services, job_ids: list[str]) -> dict[str, str | Non
 
 
 def write(services: Services, job_id: str) -> str | None:
-    """POST the transaction Bundle; conditional creates make a replay create nothing new."""
+    """POST the transaction Bundle; conditional creates make a replay create nothing new.
+
+    What already holds one of the Bundle's identifiers is checked before and after (see
+    ``_check_claims``): a holder that is not our own draft fails the job, never adopted.
+    """
     store = services.store
     job = store.job(job_id)
     if job is None or job.state != "writing":
