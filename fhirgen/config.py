@@ -146,6 +146,13 @@ class Settings(BaseSettings):
     max_notification_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Largest notification body accepted (413)."
     )
+    trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Proxies in front of the webhook whose X-Forwarded-For is believed (the "
+        "shipped nginx is 1; add any TLS terminator before it). 0: the peer's address.",
+    )
     max_notification_events: int = Field(
         default=100,
         gt=0,

@@ -33,7 +33,10 @@ def token_matches(token: str, stored_hash: str) -> bool:
 def signature_matches(body: bytes, signature: str, key: str) -> bool:
     """Medplum's scheme: hex HMAC-SHA256 of the exact bytes received, compared in constant time."""
     expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.strip().lower())
+    given = signature.strip().lower()
+    if not given.isascii():  # compare_digest raises on non-ASCII text: that is a bad signature
+        return False
+    return hmac.compare_digest(expected, given)
 
 
 class Vault:

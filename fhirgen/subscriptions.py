@@ -11,14 +11,12 @@ import contextlib
 import logging
 import re
 import secrets as random
-import threading
-import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from fhirgen.caches import RecentCache
 from fhirgen.errors import PermanentError
 from fhirgen.secrets import Vault, new_secret, signature_matches, token_hash, token_matches
 from fhirgen.store import Store
@@ -225,50 +223,6 @@ def verify(subscription: Any, headers: Mapping[str, str], body: bytes, vault: Va
     if not subscription.token_hash and not subscription.hmac_secret:
         return "subscription has no secret"
     return ""
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class RecentCache(Generic[K, V]):
-    """At most ``size`` values, each kept at most ``seconds``; the least recently used goes
-    first. Thread-safe (gunicorn's gthread workers share one per process)."""
-
-    def __init__(
-        self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.size = size
-        self.seconds = seconds
-        self._clock = clock
-        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            if self._clock() - item[0] > self.seconds:
-                del self._items[key]
-                return None
-            self._items.move_to_end(key)
-            return item[1]
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = (self._clock(), value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def pop(self, key: K, default: V | None = None) -> V | None:
-        with self._lock:
-            item = self._items.pop(key, None)
-        return default if item is None else item[1]
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 _HMAC_KEYS: weakref.WeakKeyDictionary[Vault, RecentCache[str, str]] = weakref.WeakKeyDictionary()

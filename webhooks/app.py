@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhirgen.broker import redis_url
 from fhirgen.config import Settings, load_settings
@@ -28,10 +29,6 @@ class WebhookState:
     settings: Settings
     store: Store
     vault: Vault
-    # No longer filled: the webhook reads a subscription's row on every notification (a cache
-    # kept a paused one accepted by the other workers, and grew with every unknown id). Kept,
-    # always empty, while the console pops a paused subscription from it.
-    subscriptions: dict[str, Any] = field(default_factory=dict)
     _redis: redis.Redis | None = None
     _celery: Any = None
 
@@ -106,6 +103,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     if migrate:
         store.migrate()
     app = _App("fhirgen")
+    if settings.trusted_proxies:
+        # The client's address (sign-in throttling, the audit) from X-Forwarded-For, as set by
+        # that many proxies in front (the shipped nginx is one); never trusted without them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions["fhirgen"] = WebhookState(settings=settings, store=store, vault=Vault(settings))
     app.register_blueprint(health.blueprint)
     app.register_blueprint(notify.blueprint)

@@ -33,6 +33,7 @@ def route_app_logs(target: logging.Logger, level: str) -> None:
         logger.setLevel(level)
         logger.propagate = False
 
+
 # gunicorn's control socket would sit at one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn),
 # shared by every instance on the machine; fhirgen is managed by signals and its supervisor.
 control_socket_disable = True

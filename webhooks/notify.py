@@ -3,12 +3,11 @@
 Order of checks: a subscription id that could be ours and is known and active (404; read from
 the store on every notification, so a pause holds at once in every worker), size (413), the
 channel's secret (401), method (405), media type and body (415/400/422), the number of events
-(413). Then the notification and its jobs are committed
-in one transaction and the answer is 200; the jobs are sent to the broker after the commit
-(``workers.enqueue.send_jobs``), and what the broker did not take the outbox relay sends
-later. Only a store that cannot be reached gives 503 (with Retry-After) so the EHR retries.
-What the request sent is logged through ``fhirgen.logs.loggable`` (cut, control characters
-escaped).
+(413). Then the notification and its jobs are committed in one transaction and the answer is
+200; the jobs are sent to the broker after the commit (``workers.enqueue.send_jobs``), and
+what the broker did not take the outbox relay sends later. Only a store that cannot be
+reached gives 503 (with Retry-After) so the EHR retries. What the request sent is logged
+through ``fhirgen.logs.loggable`` (cut, control characters escaped).
 """
 
 from __future__ import annotations

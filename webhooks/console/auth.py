@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from flask import Response, abort, current_app, request
 from flask_login import LoginManager, UserMixin, current_user
 
+from fhirgen.caches import RecentCache
 from fhirgen.errors import BrokerUnavailable
 from fhirgen.users import User, get_user
 from workers.enqueue import broker_errors
@@ -118,7 +119,8 @@ class SignInLimiter:
     def __init__(self, limit: int = 10, window: int = 60) -> None:
         self.limit = limit
         self.window = window
-        self._local: dict[str, tuple[float, int]] = {}
+        # Redis down: counted here, at most 10,000 addresses, each for one window.
+        self._local: RecentCache[str, tuple[float, int]] = RecentCache(10_000, window)
         self._lock = threading.Lock()
 
     def allow(self, state: Any, address: str) -> bool:
@@ -139,13 +141,10 @@ class SignInLimiter:
     def _count_locally(self, key: str) -> int:
         now = time.monotonic()
         with self._lock:
-            started, count = self._local.get(key, (now, 0))
+            started, count = self._local.get(key) or (now, 0)
             if now - started > self.window:
                 started, count = now, 0
-            self._local[key] = (started, count + 1)
-            if len(self._local) > 10_000:  # forget the oldest windows
-                for stale in [k for k, (t, _) in self._local.items() if now - t > self.window]:
-                    del self._local[stale]
+            self._local.put(key, (started, count + 1))
             return count + 1
 
 

@@ -420,7 +420,6 @@ def subscription_status(subscription_id: str, change: str) -> BaseResponse:
     except console_actions.ActionRefused as exc:
         flash(str(exc), "error")
     else:
-        state.subscriptions.pop(subscription_id, None)  # this process's webhook cache
         flash(f"Subscription {subscription_id} {change}d.", "info")
     return redirect(url_for("console.subscriptions"))
 
