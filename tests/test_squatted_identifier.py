@@ -15,7 +15,6 @@ import re
 import time
 from types import SimpleNamespace
 
-import httpx
 import orjson
 import pytest
 from pydantic import SecretStr
@@ -26,7 +25,7 @@ from fhirgen.documents.discharge_summary import KIND as SUMMARY_KIND
 from fhirgen.documents.patient_instructions import KIND as INSTRUCTIONS_KIND
 from fhirgen.errors import ConfigError
 from fhirgen.facts import extract_facts
-from fhirgen.fhir.client import FHIR_JSON, FhirClient
+from fhirgen.fhir.client import FhirClient
 from fhirgen.fhir.record import PatientRecord
 from fhirgen.generation import get_generator
 from fhirgen.jobs import IdentifierConflict, _check_claims, _check_written
@@ -139,11 +138,11 @@ def _next_identifier(ehr, encounter_id: str, kind: str = "discharge-summary") ->
     return f"{encounter_id}.v{int(current['meta']['versionId']) + 1}.{kind}"
 
 
-def _squat(ehr, value: str, *, subject: str, encounter: str | None) -> dict:
+def _squat(ehr, value: str, *, subject: str, encounter: str | None, system: str = SYSTEM) -> dict:
     squatter = {
         "resourceType": "DocumentReference",
         "status": "current",
-        "identifier": [{"system": SYSTEM, "value": value}],
+        "identifier": [{"system": system, "value": value}],
         "type": {"text": "Squatting note"},
         "subject": {"reference": subject},
         "content": [{"attachment": {"contentType": "text/plain", "data": "c3F1YXR0ZXI="}}],
@@ -279,113 +278,66 @@ def test_a_stay_nobody_squatted_is_still_drafted(ehr, system):
 
 
 # -- the check after writing: a squatter that arrived between the check and the write --------
+# On the real EHR, the race played out step by step: the check before writing finds nothing,
+# then someone creates a resource under our identifier, then our transaction finds it.
 
 
-def _offline_bundle() -> dict:
+def _stay_bundle(ehr, system: str) -> dict:
+    """The pneumonia stay in the EHR and its drafts' Bundle, under an identifier system of the
+    test's own (no other test's drafts share its identifiers)."""
     stay = sample_stay("pneumonia")
+    ehr.put_all(stay)
     encounter = next(r for r in stay if r["resourceType"] == "Encounter" and r["id"] == "19436125")
     patient = next(r["id"] for r in stay if r["resourceType"] == "Patient")
     result = draft_stay(
-        PatientRecord(patient, stay), encounter, get_generator("template"), identifier_system=SYSTEM
+        PatientRecord(patient, stay), encounter, get_generator("template"), identifier_system=system
     )
     return orjson.loads(orjson.dumps(result.bundle))
 
 
-class _RacingEhr:
-    """Answers the check before writing with nothing held; the transaction then finds the
-    summary's identifier held by another patient's document (created in between)."""
-
-    def __init__(self, bundle: dict, *, squatter_subject: str) -> None:
-        self.bundle = bundle
-        self.squatter_subject = squatter_subject
-        self.puts: list[dict] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = orjson.loads(request.content) if request.content else {}
-        if request.method == "POST" and body.get("type") == "batch":
-            entries = []
-            for entry in body["entry"]:
-                if entry["request"]["url"].startswith("Provenance/"):
-                    entries.append({"response": {"status": "404 Not Found"}})
-                else:
-                    searchset = {"resourceType": "Bundle", "type": "searchset", "entry": []}
-                    entries.append({"resource": searchset, "response": {"status": "200 OK"}})
-            return self._json(
-                {"resourceType": "Bundle", "type": "batch-response", "entry": entries}
-            )
-        if request.method == "POST" and body.get("type") == "transaction":
-            return self._json(self._transaction_response(body))
-        if request.method == "PUT":
-            self.puts.append(body)
-            return self._json(body)
-        return httpx.Response(404)
-
-    def _transaction_response(self, body: dict) -> dict:
-        answers = []
-        for index, entry in enumerate(body["entry"]):
-            resource = dict(entry["resource"])
-            rtype = resource["resourceType"]
-            if index == 1:  # the summary: found, and not ours
-                held = {**resource, "id": "sq", "subject": {"reference": self.squatter_subject}}
-                held["author"] = [{"reference": "Device/theirs"}]
-                status, resource = "200 OK", held
-            else:
-                status = "201 Created"
-                resource["id"] = resource.get("id") or f"new{index}"
-            if rtype == "Provenance":
-                resource["target"] = [
-                    {"reference": "DocumentReference/sq"},
-                    {"reference": "CarePlan/new2"},
-                    {"reference": "DocumentReference/new3"},
-                ]
-            location = f"{rtype}/{resource['id']}/_history/1"
-            answers.append(
-                {"resource": resource, "response": {"status": status, "location": location}}
-            )
-        return {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
-
-    @staticmethod
-    def _json(data: dict) -> httpx.Response:
-        return httpx.Response(200, content=orjson.dumps(data), headers={"Content-Type": FHIR_JSON})
+def _our_provenance(ehr, bundle: dict) -> dict:
+    rtype, _, rid = str(provenance_key(bundle)).partition("/")
+    (provenance,) = ehr.search(rtype, _id=rid)
+    return provenance
 
 
-def test_a_squatter_created_while_we_wrote_is_unlinked_and_fails_the_job():
-    bundle = _offline_bundle()
-    ehr = _RacingEhr(bundle, squatter_subject="Patient/someone-else")
-    with FhirClient("http://ehr.test/fhir", transport=httpx.MockTransport(ehr)) as client:
+@pytest.mark.live
+def test_a_squatter_created_while_we_wrote_is_unlinked_and_fails_the_job(ehr):
+    system = f"urn:fhirgen:test-race-{time.time_ns()}"
+    bundle = _stay_bundle(ehr, system)
+    summary = claims(bundle)[0]
+    ehr.put_all([{"resourceType": "Patient", "id": "race-other", "active": True}])
+    with FhirClient(ehr.base_url) as client:
         ours = _check_claims(client, bundle)
         assert ours == set()
+        squatter = _squat(
+            ehr, summary.value, subject="Patient/race-other", encounter=None, system=system
+        )
         response = client.transaction(bundle)
         with pytest.raises(IdentifierConflict) as raised:
             _check_written(client, bundle, response, ours)
-    assert "already used by DocumentReference/sq for another subject; not written" in str(
-        raised.value
-    )
-    # Our Provenance is PUT again without the squatter's document.
-    (provenance,) = ehr.puts
-    assert [t["reference"] for t in provenance["target"]] == [
-        "CarePlan/new2",
-        "DocumentReference/new3",
-    ]
+    key = f"DocumentReference/{squatter['id']}"
+    assert f"already used by {key} for another subject; not written" in str(raised.value)
+    # Our Provenance, rewritten, names what we created and not the squatter's document.
+    targets = [t["reference"] for t in _our_provenance(ehr, bundle)["target"]]
+    assert key not in targets
+    assert any(t.startswith("CarePlan/") for t in targets)
+    assert sum(t.startswith("DocumentReference/") for t in targets) == 1  # the instructions
 
 
-def test_our_own_draft_written_meanwhile_by_a_twin_delivery_is_ours():
-    bundle = _offline_bundle()
-    summary = bundle["entry"][1]["resource"]
-    ehr = _RacingEhr(bundle, squatter_subject=summary["subject"]["reference"])
-    original = ehr._transaction_response
-
-    def by_our_device(body):
-        answer = original(body)
-        answer["entry"][0]["response"]["location"] = "Device/ours/_history/1"
-        answer["entry"][1]["resource"]["author"] = [{"reference": "Device/ours"}]
-        return answer
-
-    ehr._transaction_response = by_our_device  # type: ignore[method-assign]
-    with FhirClient("http://ehr.test/fhir", transport=httpx.MockTransport(ehr)) as client:
+@pytest.mark.live
+def test_our_own_draft_written_meanwhile_by_a_twin_delivery_is_ours(ehr):
+    system = f"urn:fhirgen:test-twin-{time.time_ns()}"
+    bundle = _stay_bundle(ehr, system)
+    with FhirClient(ehr.base_url) as client:
+        ours = _check_claims(client, bundle)
+        assert ours == set()
+        client.transaction(bundle)  # the twin delivery writes first
+        before = _our_provenance(ehr, bundle)
         response = client.transaction(bundle)
-        _check_written(client, bundle, response, set())
-    assert ehr.puts == []
+        _check_written(client, bundle, response, ours)  # found, and authored by our Device
+    after = _our_provenance(ehr, bundle)
+    assert after["target"] == before["target"] and len(after["target"]) == 3
 
 
 # -- keyed identifiers: nobody without the deployment's key can predict them ----------------
