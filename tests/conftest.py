@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the shipped samples and the Synthea records, and a CLI runner."""
+"""Shared fixtures: paths to the shipped samples and the Synthea records, a CLI runner, and an
+environment with no FHIRGEN_ settings of the developer's."""
 
 from __future__ import annotations
 
@@ -43,6 +44,23 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Cl
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No FHIRGEN_ setting of the developer's (nor a metrics folder) reaches the app, and the
+    process's Celery app is made afresh from the test's environment."""
+    from workers.app import celery_app
+
+    for name in list(os.environ):
+        if name.startswith("FHIRGEN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    celery_app.cache_clear()
+    yield
+    if celery_app.cache_info().currsize:
+        celery_app().close()
+    celery_app.cache_clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -31,6 +30,8 @@ from fhirgen.secrets import Vault, token_hash
 from fhirgen.store import utcnow
 from tests.live import test_redis_url as redis_for_test  # not a test: a helper
 from webhooks import create_app
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 FHIR_JSON = "application/fhir+json"
 TOKEN = "bearer-" + "q7W2e9R4" * 5
@@ -157,21 +158,6 @@ def _send_to(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FHIRGEN_DATA_DIR", str(settings.data_dir))
     if settings.redis_url:
         monkeypatch.setenv("FHIRGEN_REDIS_URL", str(settings.redis_url))
-    celery_app.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from workers.app import celery_app
-
-    for name in list(os.environ):
-        if name.startswith("FHIRGEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    celery_app.cache_clear()
-    yield
-    if celery_app.cache_info().currsize:
-        celery_app().close()
     celery_app.cache_clear()
 
 

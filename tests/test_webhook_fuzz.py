@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,8 +27,11 @@ from urllib.parse import quote
 import pytest
 
 from fhirgen.config import load_settings
+from fhirgen.processes import free_port
 from fhirgen.secrets import Vault, token_hash
 from webhooks import create_app
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 SEED = int(os.environ.get("FHIRGEN_FUZZ_SEED", "1414"))
 REQUESTS = int(os.environ.get("FHIRGEN_FUZZ_REQUESTS", "3000"))
@@ -375,30 +377,11 @@ def _named_encounters(request: Request) -> set[str]:
     return named
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from workers.app import celery_app
-
-    for name in list(os.environ):
-        if name.startswith("FHIRGEN_") and not name.startswith("FHIRGEN_FUZZ_"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    celery_app.cache_clear()
-    yield
-    celery_app.cache_clear()
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Any]:
     settings = load_settings(
         data_dir=tmp_path / "data",
-        redis_url=f"redis://127.0.0.1:{_free_port()}/0",  # down: jobs are recorded, unsent
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # down: jobs are recorded, unsent
         max_notification_bytes=LIMIT,
     )
     app = create_app(settings)

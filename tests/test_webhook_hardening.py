@@ -12,8 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import socket
 import sqlite3
 import sys
 import time
@@ -31,12 +29,15 @@ from fhirgen.errors import StoreUnavailable
 from fhirgen.fhir.notifications import MAX_COUNT, NotificationError, parse_notification
 from fhirgen.intake import accept
 from fhirgen.logs import loggable
+from fhirgen.processes import free_port
 from fhirgen.secrets import Vault, token_hash
 from fhirgen.store import Received, Store
 from fhirgen.store.intake import check_writable
 from fhirgen.subscriptions import is_subscription_id
 from tests.databases import fresh_database
 from webhooks import create_app
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 FHIR_JSON = "application/fhir+json"
 TOKEN = "bearer-" + "h4R7d2K9" * 5
@@ -52,31 +53,12 @@ ENCOUNTER: dict[str, Any] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from workers.app import celery_app
-
-    for name in list(os.environ):
-        if name.startswith("FHIRGEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    celery_app.cache_clear()
-    yield
-    celery_app.cache_clear()
-
-
 class Hook:
     """One app on the store in ``data_dir``, and helpers to post to it."""
 
     def __init__(self, data_dir: Path, **values: Any) -> None:
         self.settings = load_settings(
-            data_dir=data_dir, redis_url=f"redis://127.0.0.1:{_free_port()}/0", **values
+            data_dir=data_dir, redis_url=f"redis://127.0.0.1:{free_port()}/0", **values
         )
         self.app = create_app(self.settings)
         self.state = self.app.extensions["fhirgen"]
