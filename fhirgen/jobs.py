@@ -540,10 +540,9 @@ def _locations(request: dict[str, Any], response: dict[str, Any]) -> dict[str, s
         if not rtype or rtype in seen:
             continue
         seen.add(rtype)
-        location = ((got or {}).get("response") or {}).get("location") or ""
-        parts = location.split("/_history")[0].rstrip("/").split("/")
-        if len(parts) >= 2:
-            written[rtype] = f"{parts[-2]}/{parts[-1]}"
+        location = _location(got or {})
+        if location:
+            written[rtype] = location
         elif (got or {}).get("resource", {}).get("id"):
             written[rtype] = f"{rtype}/{got['resource']['id']}"
     return written

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 PASSWORD_ENV = "FHIRGEN_PASSWORD"  # noqa: S105 - the variable's name, not a password
 # fhirgen.store.console_models.ROLES, spelled out: importing the store would slow every command.
 ROLES = ("admin", "viewer")
+T = TypeVar("T")
 
 
 @click.group()
@@ -48,6 +50,17 @@ def _password() -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
+def _run(change: Callable[[Store], T]) -> T:
+    """``change`` on the store; a refusal (no such user, a bad password…) is one line on stderr
+    and exit status 1."""
+    store = _store()
+    try:
+        return change(store)
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
@@ -55,12 +68,7 @@ def add(name: str, role: str) -> None:
     """Add a user (password from FHIRGEN_PASSWORD, else prompted)."""
     from fhirgen.users import add_user
 
-    store = _store()
-    try:
-        user = add_user(store, name, role, _password())
-    except FhirgenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    user = _run(lambda store: add_user(store, name, role, _password()))
     click.echo(f"added {user.role} {user.username}")
 
 
@@ -70,26 +78,8 @@ def passwd(name: str) -> None:
     """Set a user's password (their open sessions end; any client's lockout is lifted)."""
     from fhirgen.users import set_password
 
-    store = _store()
-    try:
-        user = set_password(store, name, _password())
-    except FhirgenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    user = _run(lambda store: set_password(store, name, _password()))
     click.echo(f"password changed for {user.username}")
-
-
-def _change(name: str, how: str, done: str) -> None:
-    """Run ``fhirgen.users.<how>(store, name)``; each of them ends the user's sessions."""
-    import fhirgen.users
-
-    store = _store()
-    try:
-        user = getattr(fhirgen.users, how)(store, name)
-    except FhirgenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"{done} {user.username}")
 
 
 @users.command("role")
@@ -99,12 +89,7 @@ def role(name: str, role: str) -> None:
     """Give a user another role (their open sessions end)."""
     from fhirgen.users import set_role
 
-    store = _store()
-    try:
-        user = set_role(store, name, role)
-    except FhirgenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    user = _run(lambda store: set_role(store, name, role))
     click.echo(f"{user.username} is now {user.role}")
 
 
@@ -112,21 +97,27 @@ def role(name: str, role: str) -> None:
 @click.argument("name")
 def disable(name: str) -> None:
     """Refuse a user's sign-ins, single sign-on too (their open sessions end)."""
-    _change(name, "disable_user", "disabled")
+    from fhirgen.users import disable_user
+
+    click.echo(f"disabled {_run(lambda store: disable_user(store, name)).username}")
 
 
 @users.command("enable")
 @click.argument("name")
 def enable(name: str) -> None:
     """Let a disabled user sign in again."""
-    _change(name, "enable_user", "enabled")
+    from fhirgen.users import enable_user
+
+    click.echo(f"enabled {_run(lambda store: enable_user(store, name)).username}")
 
 
 @users.command("signout")
 @click.argument("name")
 def signout(name: str) -> None:
     """End every open session of a user."""
-    _change(name, "end_sessions", "ended every session of")
+    from fhirgen.users import end_sessions
+
+    click.echo(f"ended every session of {_run(lambda store: end_sessions(store, name)).username}")
 
 
 @users.command("unlock")
@@ -135,12 +126,7 @@ def unlock(name: str) -> None:
     """Let every client that gave too many wrong passwords for a user try again."""
     from fhirgen.users import unlock as unlock_user
 
-    store = _store()
-    try:
-        cleared = unlock_user(store, name)
-    except FhirgenError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    cleared = _run(lambda store: unlock_user(store, name))
     click.echo(f"unlocked {name.strip().lower()} ({cleared} client(s) cleared)")
 
 

@@ -32,7 +32,6 @@ from fhirgen.logs import loggable
 from fhirgen.processes import free_port
 from fhirgen.secrets import Vault, token_hash
 from fhirgen.store import Received, Store
-from fhirgen.store.intake import check_writable
 from fhirgen.subscriptions import is_subscription_id
 from tests.databases import fresh_database
 from webhooks import create_app
@@ -375,7 +374,7 @@ def test_the_write_check_sees_a_lock_held_elsewhere_and_changes_nothing(tmp_path
         other = create_engine(url)
         try:
             store.migrate()
-            check_writable(store.engine, 1)
+            store.check_writable(1)
             with other.connect() as connection:
                 if kind == "sqlite":
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -383,10 +382,10 @@ def test_the_write_check_sees_a_lock_held_elsewhere_and_changes_nothing(tmp_path
                     connection.execute(text("LOCK TABLE kv IN ACCESS EXCLUSIVE MODE"))
                 started = time.monotonic()
                 with pytest.raises(StoreUnavailable):
-                    check_writable(store.engine, 1)
+                    store.check_writable(1)
                 assert time.monotonic() - started < 5
                 connection.rollback()
-            check_writable(store.engine, 1)
+            store.check_writable(1)
             assert store.get_value("fhirgen.readyz") is None  # nothing written
         finally:
             other.dispose()

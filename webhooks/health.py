@@ -14,7 +14,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from fhirgen.errors import TransientError
 from fhirgen.store import JOB_STATES, StoreError
-from fhirgen.store.intake import check_writable
 from workers.enqueue import broker_errors
 
 blueprint = Blueprint("health", __name__)
@@ -34,7 +33,7 @@ def readyz() -> tuple[dict[str, Any], int]:
     state = current_app.extensions["fhirgen"]
     checks: dict[str, str] = {}
     try:
-        check_writable(state.store.engine, _WRITE_WAIT_SECONDS)
+        state.store.check_writable(_WRITE_WAIT_SECONDS)
         checks["store"] = "ok"
     except (TransientError, StoreError) as exc:  # e.g. a read-only PostgreSQL
         checks["store"] = type(exc).__name__

@@ -156,6 +156,29 @@ class Store:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
+    def check_writable(self, wait_seconds: float) -> None:
+        """Raise unless the intake's write transaction could start now, waiting at most
+        ``wait_seconds`` (readiness); nothing is written. SQLite: take the database's write
+        lock (``BEGIN IMMEDIATE``) and roll back. PostgreSQL: a rolled-back write on the
+        settings table (a read-only server, a table lock, a server too slow to answer fail
+        it)."""
+        wait_ms = int(wait_seconds * 1000)
+        with self.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+                try:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    connection.rollback()
+                finally:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={int(busy or 0)}")
+                return
+            with connection.begin() as transaction:
+                connection.execute(text(f"SET LOCAL lock_timeout = '{wait_ms}ms'"))
+                connection.execute(text(f"SET LOCAL statement_timeout = '{wait_ms}ms'"))
+                connection.execute(text("UPDATE kv SET value = value WHERE key = 'fhirgen.readyz'"))
+                transaction.rollback()
+
     def dispose(self) -> None:
         self.engine.dispose()
 

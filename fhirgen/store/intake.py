@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from fhirgen.store.models import Base
 
@@ -375,26 +375,3 @@ def new_job(
         "regeneration": 0,
         "timings": {},
     }
-
-
-def check_writable(engine: Engine, wait_seconds: float) -> None:
-    """Raise unless the intake's write transaction could start now, waiting at most
-    ``wait_seconds`` (readiness); nothing is written. SQLite: take the database's write lock
-    (``BEGIN IMMEDIATE``) and roll back. PostgreSQL: a rolled-back write on the settings table
-    (a read-only server, a table lock, a server too slow to answer fail it)."""
-    with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_seconds * 1000)}")
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                connection.rollback()
-            finally:
-                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(busy or 0)}")
-            return
-        with connection.begin() as transaction:
-            wait = f"{int(wait_seconds * 1000)}ms"
-            connection.execute(text(f"SET LOCAL lock_timeout = '{wait}'"))
-            connection.execute(text(f"SET LOCAL statement_timeout = '{wait}'"))
-            connection.execute(text("UPDATE kv SET value = value WHERE key = 'fhirgen.readyz'"))
-            transaction.rollback()
