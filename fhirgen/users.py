@@ -65,7 +65,6 @@ __all__ = [
     "sign_in_external",
     "source_key",
     "throttled",
-    "throttled_sources",
     "unlock",
     "verify_password",
 ]
@@ -474,18 +473,6 @@ def throttled(store: Store, *, now: datetime | None = None) -> dict[str, int]:
             .group_by(_FAILURES.c.username)
         ).all()
     return {str(name): int(count) for name, count in rows}
-
-
-def throttled_sources(store: Store, name: str, *, now: datetime | None = None) -> int:
-    """How many sources are refused for user ``name`` right now."""
-    with store.engine.connect() as connection:
-        found = connection.execute(
-            select(func.count()).where(
-                _FAILURES.c.username == name.strip().lower()[:120],
-                _FAILURES.c.locked_until > (now or utcnow()),
-            )
-        ).scalar_one()
-    return int(found)
 
 
 def unlock(store: Store, name: str) -> int:

@@ -155,6 +155,13 @@ def _squat(ehr, value: str, *, subject: str, encounter: str | None, system: str 
         return response.json()
 
 
+ONE_OF_EACH = {"DocumentReference": 1, "PatientInstructions": 1, "CarePlan": 1, "Provenance": 1}
+
+
+def _counts(drafts: dict[str, list[dict]]) -> dict[str, int]:
+    return {kind: len(found) for kind, found in drafts.items()}
+
+
 def _failed_job(system, encounter_id):
     jobs = system.store.jobs(encounter_id=encounter_id)
     return next((j for j in jobs if j.state == "failed"), None)
@@ -186,7 +193,7 @@ def _assert_refused(ehr, system, encounter_id, squatter, why):
     }
     assert _provenances_naming(ehr, key) == []
     # Nothing was written for the stay: the check runs before the transaction.
-    assert {k: len(v) for k, v in drafts_in_ehr(ehr, encounter_id).items()} == {
+    assert _counts(drafts_in_ehr(ehr, encounter_id)) == {
         "DocumentReference": 0,
         "PatientInstructions": 0,
         "CarePlan": 0,
@@ -256,12 +263,7 @@ def test_a_stay_nobody_squatted_is_still_drafted(ehr, system):
 
     wait_until(done, timeout=90, what="the draft")
     found = drafts_in_ehr(ehr, encounter["id"])
-    assert {k: len(v) for k, v in found.items()} == {
-        "DocumentReference": 1,
-        "PatientInstructions": 1,
-        "CarePlan": 1,
-        "Provenance": 1,
-    }
+    assert _counts(found) == ONE_OF_EACH
     # A replay of the write finds our own draft: the check before writing takes it for ours
     # (our Provenance names it), and the transaction creates nothing new.
     (job,) = [j for j in system.store.jobs(encounter_id=encounter["id"]) if j.state == "done"]
@@ -269,12 +271,7 @@ def test_a_stay_nobody_squatted_is_still_drafted(ehr, system):
     with system.ehr_client() as client:
         assert _check_claims(client, bundle) == {c.token for c in claims(bundle)}
         client.transaction(bundle)
-    assert {k: len(v) for k, v in drafts_in_ehr(ehr, encounter["id"]).items()} == {
-        "DocumentReference": 1,
-        "PatientInstructions": 1,
-        "CarePlan": 1,
-        "Provenance": 1,
-    }
+    assert _counts(drafts_in_ehr(ehr, encounter["id"])) == ONE_OF_EACH
 
 
 # -- the check after writing: a squatter that arrived between the check and the write --------
