@@ -516,22 +516,27 @@ class _FactBuilder:
         """Orders a clinician must confirm: one drug at two doses, two drugs of one class, a
         drug named by a Medication the record does not hold."""
         ctx = self.ctx
-        seen: set[str] = set()
+        named_by: dict[str, dict[str, Resource]] = {}  # missing Medication -> orders naming it
         for order in (
             *ctx.meds_before, *ctx.meds_during, *ctx.administrations, *ctx.meds_discharge
         ):  # fmt: skip
             missing = missing_medication(order, ctx.referenced)
-            key = resource_key(order)
-            if missing is None or key in seen:
-                continue
-            seen.add(key)
-            self.add(
-                FactKind.MEDICATION_CHECK,
-                f"medication not found in the record ({missing}), named by {key}: "
-                "confirm which drug is meant",
-                [key],
-                about=f"missing:{missing}",
+            if missing is not None:
+                named_by.setdefault(missing, {})[resource_key(order)] = order
+        for missing, orders in named_by.items():
+            gap = concept_name(ctx.referenced[missing].get("code"), missing)
+            display = next(
+                (str(d) for o in orders.values() if (d := o["medicationReference"].get("display"))),
+                None,
             )
+            if display:
+                text = (
+                    f"{readable_drug_name(display)}, ordered by name only: {gap}; "
+                    "confirm the drug and strength"
+                )
+            else:
+                text = f"an order names a {gap}: confirm which drug is meant"
+            self.add(FactKind.MEDICATION_CHECK, text, list(orders), about=f"missing:{missing}")
         for change in changes:
             if change.variants and change.change != "stopped":
                 side = "discharge" if change.after else "home"

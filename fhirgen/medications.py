@@ -95,14 +95,14 @@ def medication_concept(resource: Resource, referenced: Mapping[str, Resource]) -
     reference = resource.get("medicationReference")
     if isinstance(reference, Mapping):
         medication = referenced.get(str(reference.get("reference")))
-        if is_not_found(medication) and reference.get("display"):
-            # The order's own display names the drug; the stand-in says the record lacks it.
-            assert medication is not None
-            return {"text": f"{reference['display']} ({medication['code']['text']})"}
-        if medication is not None and medication.get("code"):
+        named = reference.get("display")
+        # A Medication the record lacks (a stand-in): the order's own display, where it has one,
+        # names the drug (a medication check says the Medication is missing).
+        stand_in_named = bool(named) and is_not_found(medication)
+        if medication is not None and medication.get("code") and not stand_in_named:
             return medication["code"]
-        if reference.get("display"):
-            return {"text": reference["display"]}
+        if named:
+            return {"text": named}
     return {}
 
 

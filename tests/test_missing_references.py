@@ -25,6 +25,8 @@ SYSTEM = "urn:fhirgen:draft"
 ORDER = "MedicationRequest/58528769"  # pneumonia's discharge order naming Medication/44068276
 MISSING = "Medication/44068276"
 NAMED = f"medication not found in the record ({MISSING})"
+DRUG = "amoxicillin-clavulanate 875-125 mg tablet"  # the order's own display names it
+CHECK = f"Check: {DRUG}, ordered by name only: {NAMED}; confirm the drug and strength."
 
 
 def _stay_without_its_medication() -> list[dict]:
@@ -58,12 +60,16 @@ def test_a_medication_the_ehr_lacks_is_named_and_flagged_and_the_rest_drafted(eh
     record = PatientRecord(read.record.patient_id, resources, lookup=by_key.get)
     result = draft_stay(record, read.encounter, get_generator("template"), identifier_system=SYSTEM)
     medications = [f for f in result.facts.of_kind(FactKind.MEDICATION) if ORDER in f.sources]
-    assert [NAMED in f.text for f in medications] == [True]
+    # The order is stated under the drug it names itself, once, without the gap in its text …
+    assert [(DRUG in f.text, NAMED in f.text) for f in medications] == [(True, False)]
+    # … and one check, citing every order that names the missing Medication, says the gap.
     (check,) = [f for f in result.facts.of_kind(FactKind.MEDICATION_CHECK) if MISSING in f.text]
-    assert check.text.startswith(NAMED) and check.sources == (ORDER,)
+    assert ORDER in check.sources and MISSING not in check.sources
     summary = _text(result.bundle["entry"][1]["resource"])
-    assert NAMED in summary
-    assert f"Check: {NAMED}" in summary
+    assert summary.count(NAMED) == 2  # the check line and its source in the list of sources
+    assert CHECK in summary
+    instructions = _text(result.bundle["entry"][3]["resource"])
+    assert DRUG in instructions and NAMED not in instructions  # the patient reads the drug
     # The rest is drafted: the other discharge medications, and no stand-in cited as a source.
     assert "tiotropium" in summary.lower() and "albuterol" in summary.lower()
     provenance = result.bundle["entry"][-1]["resource"]
@@ -96,6 +102,6 @@ def test_the_job_drafts_a_stay_with_a_missing_medication(ehr, tmp_path_factory):
                 for i in d.get("identifier") or []
             )
         ]
-        assert f"Check: {NAMED}" in _text(document)
+        assert CHECK in _text(document)
     finally:
         system.stop()
