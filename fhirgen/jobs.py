@@ -25,6 +25,7 @@ from fhirgen.fhir.values import parse_time
 from fhirgen.generation import Generator
 from fhirgen.pipeline import StayRequest, draft_stays
 from fhirgen.render import Claim, Conflict, claim_conflict, claims, provenance_key
+from fhirgen.secrets import identifier_key
 from fhirgen.store import Store, as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def generate_many(services: Services, job_ids: list[str]) -> dict[str, str | Non
         [request for _, request in ready],
         generator,
         identifier_system=services.settings.identifier_system,
+        identifier_key=identifier_key(services.settings),  # nobody can squat what they cannot guess
     )
     share = (time.perf_counter() - started) * 1000 / len(ready)
     for (job, request), result in zip(ready, results, strict=True):

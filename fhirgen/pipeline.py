@@ -63,6 +63,7 @@ def draft_stay(
     generator: Generator,
     *,
     identifier_system: str,
+    identifier_key: bytes | None = None,
     generated_at: str | None = None,
     replaces: str | None = None,
     regeneration: int = 0,
@@ -74,11 +75,17 @@ def draft_stay(
     ``generated_at`` stamps the resources; it defaults to the discharge time so that offline
     runs are reproducible. Raises ``InputError`` for a stay that cannot be summarised safely,
     and ``PermanentError`` if the Bundle fails FHIR validation (skip that with ``validate``
-    only to report on the output, as ``fhirgen eval`` does).
+    only to report on the output, as ``fhirgen eval`` does). ``identifier_key`` makes the
+    drafts' identifiers keyed hashes nobody can predict (``render.draft_ids``; the live
+    write-back passes the deployment's, offline output keeps readable ones).
     """
     request = StayRequest(record, encounter, generated_at, replaces, regeneration)
     (result,) = draft_stays(
-        [request], generator, identifier_system=identifier_system, validate=validate
+        [request],
+        generator,
+        identifier_system=identifier_system,
+        identifier_key=identifier_key,
+        validate=validate,
     )
     if isinstance(result, Exception):
         raise result
@@ -90,6 +97,7 @@ def draft_stays(
     generator: Generator,
     *,
     identifier_system: str,
+    identifier_key: bytes | None = None,
     validate: bool = True,
 ) -> list[StayDraft | PermanentError]:
     """Draft many stays with one call to the generator; a stay that fails gets its error."""
@@ -115,7 +123,9 @@ def draft_stays(
         stay.timings["generate"] = round(share, 3)
         mine = drafts[position * len(KINDS) : (position + 1) * len(KINDS)]
         try:
-            results[index] = _finish(stay, mine, generator, identifier_system, validate)
+            results[index] = _finish(
+                stay, mine, generator, identifier_system, identifier_key, validate
+            )
         except PermanentError as exc:
             results[index] = exc
     return [r for r in results if r is not None]
@@ -139,6 +149,7 @@ def _finish(
     drafts: Sequence[Draft],
     generator: Generator,
     identifier_system: str,
+    identifier_key: bytes | None,
     validate: bool,
 ) -> StayDraft:
     clock = time.perf_counter()
@@ -161,6 +172,7 @@ def _finish(
         identifier_system=identifier_system,
         replaces=request.replaces,
         regeneration=request.regeneration,
+        identifier_key=identifier_key,
     )
     errors = written_bundle_errors(bundle) if validate else []
     if errors:

@@ -69,6 +69,17 @@ class DraftIds:
     instructions: str
 
 
+def stay_identifier(
+    system: str, encounter_id: str, version: str, regeneration: int = 0, key: bytes | None = None
+) -> str:
+    """The part of a stay's draft identifiers before ``.<kind>`` (see ``draft_ids``)."""
+    if key is not None:
+        stay = f"{system}|Encounter/{encounter_id}|{version}|{regeneration}"
+        return hmac.new(key, stay.encode(), hashlib.sha256).hexdigest()[:32]
+    base = f"{encounter_id}.v{version}"
+    return f"{base}.r{regeneration}" if regeneration else base
+
+
 def draft_ids(
     context: StayContext, system: str, regeneration: int = 0, key: bytes | None = None
 ) -> DraftIds:
@@ -83,13 +94,7 @@ def draft_ids(
     Provenance id derives from the summary's identifier, so it is as unguessable.
     """
     version = encounter_version(context.encounter)
-    if key is not None:
-        stay = f"{system}|Encounter/{context.encounter_id}|{version}|{regeneration}"
-        base = hmac.new(key, stay.encode(), hashlib.sha256).hexdigest()[:32]
-    else:
-        base = f"{context.encounter_id}.v{version}"
-        if regeneration:
-            base += f".r{regeneration}"
+    base = stay_identifier(system, context.encounter_id, version, regeneration, key)
     document = f"{base}.{discharge_summary.KIND.key}"
     digest = hashlib.sha256(f"{system}|{document}".encode()).hexdigest()
     return DraftIds(

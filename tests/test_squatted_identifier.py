@@ -39,6 +39,7 @@ from fhirgen.render import (
     draft_ids,
     provenance_key,
     render_bundle,
+    stay_identifier,
 )
 from fhirgen.secrets import identifier_key
 from tests.live import (
@@ -132,10 +133,13 @@ def system(ehr, tmp_path_factory):
     live.stop()
 
 
-def _next_identifier(ehr, encounter_id: str, kind: str = "discharge-summary") -> str:
-    """The identifier our draft will carry once the Encounter is discharged (one more version)."""
+def _next_identifier(ehr, system, encounter_id: str, kind: str = "discharge-summary") -> str:
+    """The identifier our draft will carry once the Encounter is discharged (one more version):
+    keyed with the deployment's key, which a squatter here has stolen (the test must)."""
     (current,) = ehr.search("Encounter", _id=encounter_id)
-    return f"{encounter_id}.v{int(current['meta']['versionId']) + 1}.{kind}"
+    version = str(int(current["meta"]["versionId"]) + 1)
+    key = identifier_key(system.settings)
+    return f"{stay_identifier(SYSTEM, encounter_id, version, 0, key)}.{kind}"
 
 
 def _squat(ehr, value: str, *, subject: str, encounter: str | None, system: str = SYSTEM) -> dict:
@@ -216,7 +220,7 @@ def test_another_patients_document_under_our_identifier_fails_the_job(ehr, syste
     ehr.put_all(admitted(stay))
     ehr.put_all([{"resourceType": "Patient", "id": "squat-other", "active": True}])
     encounter = discharged(stay)
-    value = _next_identifier(ehr, encounter["id"])
+    value = _next_identifier(ehr, system, encounter["id"])
     squatter = _squat(ehr, value, subject="Patient/squat-other", encounter=None)
     ehr.put_all([encounter])
     job = _assert_refused(ehr, system, encounter["id"], squatter, "for another subject")
@@ -230,7 +234,7 @@ def test_a_lookalike_for_the_same_stay_that_we_did_not_write_fails_the_job(ehr, 
     ehr.put_all(admitted(stay))
     encounter = discharged(stay)
     patient = encounter["subject"]["reference"]
-    value = _next_identifier(ehr, encounter["id"], "patient-instructions")
+    value = _next_identifier(ehr, system, encounter["id"], "patient-instructions")
     squatter = _squat(ehr, value, subject=patient, encounter=f"Encounter/{encounter['id']}")
     ehr.put_all([encounter])
     key = f"DocumentReference/{squatter['id']}"
@@ -264,6 +268,10 @@ def test_a_stay_nobody_squatted_is_still_drafted(ehr, system):
     wait_until(done, timeout=90, what="the draft")
     found = drafts_in_ehr(ehr, encounter["id"])
     assert _counts(found) == ONE_OF_EACH
+    # Written under a keyed identifier: nothing in it names the stay or lets one predict it.
+    (value,) = [i["value"] for i in found["DocumentReference"][0]["identifier"]]
+    assert re.fullmatch(r"[0-9a-f]{32}\.discharge-summary", value), value
+    assert encounter["id"] not in value
     # A replay of the write finds our own draft: the check before writing takes it for ours
     # (our Provenance names it), and the transaction creates nothing new.
     (job,) = [j for j in system.store.jobs(encounter_id=encounter["id"]) if j.state == "done"]
