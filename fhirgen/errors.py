@@ -44,6 +44,16 @@ class VerificationError(PermanentError):
     """A draft that cannot be made safe to write (e.g. a required section has no support)."""
 
 
+class SubscriptionInactive(PermanentError):
+    """A notification for a subscription that is paused or off, found inside the transaction
+    that would record it (so a pause holds at once in every process); nothing is recorded."""
+
+    def __init__(self, subscription_id: str, status: str) -> None:
+        super().__init__(f"subscription is {status}")
+        self.subscription_id = subscription_id
+        self.status = status
+
+
 class StoreUnavailable(TransientError):
     """The job store cannot be reached or is locked right now (the webhook answers 503).
 

@@ -338,8 +338,12 @@ def test_a_pause_holds_at_once_in_every_worker(tmp_path):
     try:
         assert second.post().status_code == 200
         pause_subscription(first.store, "sub-1", "admin")
+        counted = second.store.subscription("sub-1").notifications
         issue = _outcome(second.post(), 404)
         assert "paused" in issue["diagnostics"]
+        # Refused in the transaction that would have recorded it: nothing of it is kept.
+        assert len(second.store.events("sub-1")) == 1
+        assert second.store.subscription("sub-1").notifications == counted
         resume_subscription(first.store, "sub-1", "admin")
         assert second.post().status_code == 200
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -13,6 +13,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhirgen.broker import redis_url
+from fhirgen.caches import RecentCache
 from fhirgen.config import Settings, load_settings
 from fhirgen.errors import TransientError
 from fhirgen.logs import loggable
@@ -24,11 +25,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WebhookState:
-    """What views share: settings, store, vault, broker access."""
+    """What views share: settings, store, vault, broker access, recently read subscriptions."""
 
     settings: Settings
     store: Store
     vault: Vault
+    # Active subscriptions' rows, read for their secrets, at most 1,024 and for 5 s each (the
+    # webhook's own reads; whether one is still active the intake's transaction checks anew).
+    active_subscriptions: RecentCache[str, Any] = field(
+        default_factory=lambda: RecentCache(1024, 5.0)
+    )
     _redis: redis.Redis | None = None
     _celery: Any = None
 

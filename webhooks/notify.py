@@ -1,7 +1,8 @@
 """``POST|PUT /fhir/notify/<subscription-id>[/<Type>/<id>]``: the EHR's notifications.
 
-Order of checks: a subscription id that could be ours and is known and active (404; read from
-the store on every notification, so a pause holds at once in every worker), size (413), the
+Order of checks: a subscription id that could be ours and is known and active (404; an active
+subscription's row is kept 5 s per process, and the transaction that records a notification
+checks the status again, so a pause holds at once in every worker), size (413), the
 channel's secret (401), method (405), media type and body (415/400/422), the number of events
 (413). Then the notification and its jobs are committed in one transaction and the answer is
 200; the jobs are sent to the broker after the commit (``workers.enqueue.send_jobs``), and
@@ -18,10 +19,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
-from fhirgen.errors import StoreUnavailable
+from fhirgen.errors import StoreUnavailable, SubscriptionInactive
 from fhirgen.fhir.notifications import NotificationError, parse_notification
 from fhirgen.intake import accept
 from fhirgen.logs import loggable
+from fhirgen.store import INACTIVE
 from fhirgen.subscriptions import is_subscription_id, verify
 from webhooks.metrics import notified
 from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
@@ -40,12 +42,12 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     if not is_subscription_id(subscription_id):  # refused before any look-up
         return _refuse(404, "not-found", "not a subscription id", subscription_id)
     try:
-        subscription = state.store.subscription(subscription_id)
+        subscription = _subscription(state, subscription_id)
     except StoreUnavailable:
         return _unavailable(subscription_id)
     if subscription is None:
         return _refuse(404, "not-found", "unknown subscription", subscription_id)
-    if subscription.status in ("off", "paused"):
+    if subscription.status in INACTIVE:
         return _refuse(404, "not-found", f"subscription is {subscription.status}", subscription_id)
     limit = state.settings.max_notification_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -71,6 +73,9 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
         intake = accept(state.store, subscription_id, notification)
     except StoreUnavailable:
         return _unavailable(subscription_id)
+    except SubscriptionInactive as exc:  # paused since it was read: nothing was recorded
+        state.active_subscriptions.pop(subscription_id)
+        return _refuse(404, "not-found", str(exc), subscription_id)
     state.send(subscription_id, intake)  # after the commit; never refuses what is recorded
     notified(notification.kind, "200").inc()
     # DEBUG: each one is in the store's notification events already; the log carries problems.
@@ -84,6 +89,18 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     )
     # HAPI-style servers expect the resource back from a PUT.
     return _answer(200, body if request.method == "PUT" else ACCEPTED)
+
+
+def _subscription(state: Any, subscription_id: str) -> Any:
+    """The subscription's row: an active one from this process's recent reads (it is read for
+    its secrets; the intake re-checks the status), else from the store. Unknown, paused and
+    off subscriptions are never kept."""
+    row = state.active_subscriptions.get(subscription_id)
+    if row is None:
+        row = state.store.subscription(subscription_id)
+        if row is not None and row.status not in INACTIVE:
+            state.active_subscriptions.put(subscription_id, row)
+    return row
 
 
 def _answer(status: int, body: bytes, retry_after: int | None = None) -> Response:

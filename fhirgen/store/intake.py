@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from fhirgen.errors import SubscriptionInactive
 from fhirgen.store.models import Base
 
 # The intake's statements: Core statements on the tables with bound parameters (named apart
@@ -29,8 +30,10 @@ _TOUCH = (
         last_notification_at=bindparam("now"),
         updated_at=bindparam("now"),
     )
-    .returning(_SUBSCRIPTIONS.c.events_since)
+    .returning(_SUBSCRIPTIONS.c.events_since, _SUBSCRIPTIONS.c.status)
 )
+# A notification for one of these is refused in the transaction that would record it.
+INACTIVE = ("off", "paused")
 _TOUCH_HEARTBEAT = _TOUCH.values(last_heartbeat_at=bindparam("now"))
 _COUNT_EVENTS = (
     update(_SUBSCRIPTIONS)
@@ -242,6 +245,10 @@ def _plan_subscription(
     row = connection.execute(
         touch, {"sid": subscription_id, "now": now, "count": len(group)}
     ).first()
+    if row is not None and row.status in INACTIVE:
+        # Paused or off since the caller looked (a cached row): the caller's transaction
+        # rolls back, so the count above is undone and nothing is recorded.
+        raise SubscriptionInactive(subscription_id, row.status)
     first_seen = last_seen = (row.events_since or 0) if row else 0
     gaps = 0
     numbered: set[int] = set()  # event numbers recorded by this group so far
