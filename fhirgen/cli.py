@@ -387,11 +387,22 @@ def demo(offline: bool, once: bool, out: Path) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="gunicorn workers (default: one per CPU).")
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="gunicorn workers (default: one per CPU on PostgreSQL, one on SQLite).",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     """Run the webhook (and health, metrics) under gunicorn."""
-    from fhirgen.services import gunicorn_command, metrics_dir, prepare, run_child
+    from fhirgen.services import (
+        default_web_workers,
+        gunicorn_command,
+        metrics_dir,
+        prepare,
+        run_child,
+    )
 
     settings = _settings()
     env = prepare(settings)
@@ -400,9 +411,7 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
         command = [sys.executable, "-m", "flask", "--app", "webhooks:create_app()", "run",
                    "--host", host, "--port", str(port)]  # fmt: skip
     else:
-        # Threaded workers, one per CPU: measured faster than 2 × CPUs + 1 (bench/ingest.py).
-        count = workers or (os.cpu_count() or 1)
-        command = gunicorn_command(host, port, count)
+        command = gunicorn_command(host, port, workers or default_web_workers(settings))
     sys.exit(run_child(command, env))
 
 

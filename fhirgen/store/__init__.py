@@ -107,6 +107,12 @@ class Store:
             if path and path != ":memory:" and not path.startswith("file:"):
                 Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 private_file(path)  # drafts, facts and password hashes: 0600, as its WAL
+                # SQLite has one writer. One connection per process: threads queue in
+                # SQLAlchemy's pool, woken as it frees, instead of in SQLite's busy handler,
+                # which sleeps in growing steps (up to 100 ms) and left the webhook's p99 at
+                # 130-330 ms with eight threads (bench/ingest.py; 36 ms with this). Processes
+                # still take turns through the busy timeout.
+                kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
             kwargs["connect_args"] = {"check_same_thread": False}
         self.engine: Engine = create_engine(url, **kwargs)
         event.listen(self.engine, "handle_error", _unavailable)
