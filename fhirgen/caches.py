@@ -14,7 +14,7 @@ V = TypeVar("V")
 
 class RecentCache(Generic[K, V]):
     """At most ``size`` values, each kept at most ``seconds``; the least recently used goes
-    first. Thread-safe (gunicorn's gthread workers share one per process)."""
+    first. Thread-safe (a webhook worker's threads share one per process)."""
 
     def __init__(
         self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic

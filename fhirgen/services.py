@@ -67,22 +67,28 @@ def default_web_workers(settings: Settings) -> int:
 
 
 def gunicorn_command(
-    host: str, port: int, workers: int, *, timeout: int = 30, app: str = "webhooks:create_app()"
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    timeout: int = 30,
+    app: str = "webhooks.asgi:create_app()",
 ) -> list[str]:
     """gunicorn for ``app`` (the benchmark serves its bare endpoint with the same settings).
 
-    Threaded workers: a notification waits on SQLite and Redis for part of its time, which
-    another thread of the process uses, and keep-alive spares the EHR a TCP connection per
-    notification (the sync worker closes every connection). On 2 CPUs ``bench/ingest.py``
-    measured 10-40 % more notifications per second than sync workers, and as many workers as
-    CPUs did better than 2 x CPUs + 1 (docs/BENCHMARKS.md)."""
+    gunicorn's asyncio worker: it and ``webhooks.asgi`` read each request whole on the event
+    loop, and Flask runs in a thread pool only on whole requests, so clients that trickle
+    their headers or bodies hold no thread (the threaded worker gave each a thread until it
+    had read the request; ten such clients took the webhook). Keep-alive spares the EHR a TCP
+    connection per notification. As many workers as CPUs did better than 2 x CPUs + 1 on 2
+    CPUs (docs/BENCHMARKS.md)."""
     return [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"{host}:{port}",
         "--config", "python:webhooks.gunicorn_conf",
         "--workers", str(workers),
-        "--worker-class", "gthread",
-        "--threads", "4",
+        "--worker-class", "asgi",
+        "--asgi-lifespan", "off",
         "--timeout", str(timeout),
         "--graceful-timeout", "20",
         "--keep-alive", "5",

@@ -1,10 +1,13 @@
-"""Clients that trickle their headers or bodies do not take the webhook, behind the shipped proxy.
+"""Clients that trickle their headers or bodies do not take the webhook, straight at
+``fhirgen serve`` or behind the shipped proxy.
 
-gunicorn gives a request a thread until the request has been read; 2 workers x 4 threads are
-eight. Here 24 connections trickle (half their headers, half a body they announced) through
-nginx with deploy/nginx/fhirgen.conf, while the EHR's notifications and /healthz go through the
-same proxy: each is answered at once, and every notification is recorded. Needs nginx on PATH
-(`make .venv/.dev` installs Debian's where it can); skips with the reason otherwise.
+``fhirgen serve`` runs 4 threads per worker; gunicorn's threaded worker gave a connection one
+until the request had been read, so ten trickling clients took them all. Here 24 connections
+trickle (half their headers, half a body they announced) while the EHR's notifications and
+/healthz are sent the same way: each is answered at once, and every notification is recorded.
+Once straight at the server (webhooks/asgi.py reads requests whole before a thread sees them),
+once through nginx with deploy/nginx/fhirgen.conf; that one needs nginx on PATH (`make
+.venv/.dev` installs Debian's where it can) and skips with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -64,12 +67,19 @@ http {{
     return main
 
 
-@pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[LiveSystem, str]]:
+@pytest.fixture(params=["direct", "proxied"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LiveSystem, str]]:
+    """The webhook's base URL: ``fhirgen serve`` itself, or nginx in front of it."""
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if nginx is None:
+    if request.param == "proxied" and nginx is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx-light)")
     system = LiveSystem(tmp_path / "system", ehr_url="http://127.0.0.1:9/fhir").start(worker=None)
+    if request.param == "direct" or nginx is None:
+        try:
+            yield system, f"http://127.0.0.1:{system.web_port}"
+        finally:
+            system.stop()
+        return
     port = free_port()
     config = nginx_config(tmp_path, port, system.web_port)
     proxy = subprocess.Popen([nginx, "-c", str(config), "-p", str(tmp_path)])
@@ -92,7 +102,7 @@ def trickle(address: tuple[str, int], head: bytes, drip: bytes, stop: threading.
             try:
                 connection.sendall(bytes([byte]))
             except OSError:
-                return  # the proxy gave up on it: that is its job
+                return  # the server or proxy gave up on it: that is its job
 
 
 def encounter(encounter_id: str) -> bytes:
@@ -108,9 +118,9 @@ def encounter(encounter_id: str) -> bytes:
 
 
 def test_trickling_clients_leave_health_and_notifications_answered(
-    proxied: tuple[LiveSystem, str],
+    served: tuple[LiveSystem, str],
 ) -> None:
-    system, base = proxied
+    system, base = served
     registration = system.local_subscription("rest-hook")
     path = f"/fhir/notify/{registration.id}"
     address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
