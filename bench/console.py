@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 
 from fhirgen.config import load_settings
+from fhirgen.service.users import add_user
 from fhirgen.store import JOB_STATES, Store
 from fhirgen.store.models import AuditEntry, Base, Job, Subscription
-from fhirgen.users import add_user
 
 PASSWORD = "benchmark password"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -38,11 +38,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fhirgen.context import build_context  # noqa: E402
-from fhirgen.facts import extract_facts  # noqa: E402
+from fhirgen.clinical.facts import extract_facts  # noqa: E402
+from fhirgen.clinical.stay import build_context  # noqa: E402
+from fhirgen.drafting.generation.prompts import Prompt, model_sections, section_prompt  # noqa: E402
+from fhirgen.drafting.pipeline import KINDS  # noqa: E402  (every kind a stay gets)
 from fhirgen.fhir.record import PatientRecord  # noqa: E402
-from fhirgen.generation.prompts import Prompt, model_sections, section_prompt  # noqa: E402
-from fhirgen.pipeline import KINDS  # noqa: E402  (every kind a stay gets)
 
 STAYS = ROOT / "fhirgen" / "samples" / "stays"
 LLAMA3_8B = {
@@ -98,7 +98,7 @@ def stay_prompts(names: list[str] | None = None) -> tuple[list[Prompt], int]:
 def cpu(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from fhirgen.generation.transformers_backend import TransformersGenerator
+    from fhirgen.drafting.generation.transformers_backend import TransformersGenerator
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -273,7 +273,7 @@ def waiting_share(model: Any, device: Any, args: argparse.Namespace) -> dict[str
     ``generate`` call is timed between synchronisations; the rest of the wall time is host
     work between calls (rendering, tokenizing, padding, decoding, Python) while the GPU idles.
     """
-    from fhirgen.generation.transformers_backend import LoadedModel, TransformersGenerator
+    from fhirgen.drafting.generation.transformers_backend import LoadedModel, TransformersGenerator
     from tests.model_fixtures import build_tiny_model
 
     folder = build_tiny_model(Path(tempfile.mkdtemp(prefix="fhirgen-bench-")) / "tokenizer")

@@ -79,10 +79,10 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import redis  # noqa: E402
 
+from fhirgen.cli.launchers import gunicorn_command  # noqa: E402
+from fhirgen.cli.processes import Supervisor, free_port, wait_for  # noqa: E402
 from fhirgen.config import load_settings  # noqa: E402
-from fhirgen.processes import Supervisor, free_port, wait_for  # noqa: E402
-from fhirgen.secrets import new_secret, token_hash  # noqa: E402
-from fhirgen.services import gunicorn_command  # noqa: E402
+from fhirgen.service.vault import new_secret, token_hash  # noqa: E402
 from fhirgen.store import Store  # noqa: E402
 
 STAYS = ROOT / "fhirgen" / "samples" / "stays"

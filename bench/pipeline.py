@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stays import stay_record
+from fhirgen.drafting.generation import get_generator
+from fhirgen.drafting.pipeline import draft_stay
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation import get_generator
-from fhirgen.pipeline import draft_stay
 
 
 def in_memory(stays: int, size: int) -> dict:

@@ -28,10 +28,10 @@ _EXPORTS = {
     "Settings": "fhirgen.config",
     "load_settings": "fhirgen.config",
     "PatientRecord": "fhirgen.fhir.record",
-    "Generator": "fhirgen.generation",
-    "get_generator": "fhirgen.generation",
-    "StayDraft": "fhirgen.pipeline",
-    "draft_stay": "fhirgen.pipeline",
+    "Generator": "fhirgen.drafting.generation",
+    "get_generator": "fhirgen.drafting.generation",
+    "StayDraft": "fhirgen.drafting.pipeline",
+    "draft_stay": "fhirgen.drafting.pipeline",
 }
 
 __all__ = [
@@ -53,6 +53,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from fhirgen.config import Settings, load_settings
+    from fhirgen.drafting.generation import Generator, get_generator
+    from fhirgen.drafting.pipeline import StayDraft, draft_stay
     from fhirgen.errors import (
         ConfigError,
         FhirgenError,
@@ -62,8 +64,6 @@ if TYPE_CHECKING:
         VerificationError,
     )
     from fhirgen.fhir.record import PatientRecord
-    from fhirgen.generation import Generator, get_generator
-    from fhirgen.pipeline import StayDraft, draft_stay
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """``python -m fhirgen`` runs the CLI."""
 
-from fhirgen.cli import main
+from fhirgen.cli.main import main
 
 main()

@@ -23,6 +23,11 @@ from pydantic_settings import (
 DEFAULT_INPATIENT_CLASSES = ("IMP", "ACUTE", "NONAC", "OBSENC")
 
 
+# The generation backends by name (fhirgen.drafting.generation builds them): named here so that
+# settings can be checked without importing any backend.
+BACKEND_NAMES = ("template", "transformers", "openai")
+
+
 class Settings(BaseSettings):
     """fhirgen settings; see docs/configuration.md for each one."""
 
@@ -261,10 +266,8 @@ class Settings(BaseSettings):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from fhirgen.generation import backend_names
-
-        if value not in backend_names():
-            raise ValueError(f"unknown backend {value!r}; choose one of {backend_names()}")
+        if value not in BACKEND_NAMES:
+            raise ValueError(f"unknown backend {value!r}; choose one of {BACKEND_NAMES}")
         return value
 
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fhirgen.cli import cli
+from fhirgen.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "fhirgen" / "samples"

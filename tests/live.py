@@ -27,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from fhirgen.cli.processes import Supervisor, free_port, wait_for
 from fhirgen.config import load_settings
-from fhirgen.processes import Supervisor, free_port, wait_for
 from fhirgen.store import Store
 from tests.conftest import SAMPLES
 
@@ -63,7 +63,7 @@ def stop_embedded_redis() -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from fhirgen import broker
+    from fhirgen.service import broker
 
     servers = [*_EMBEDDED, *broker._KEEP]
     _EMBEDDED.clear()
@@ -185,7 +185,7 @@ class LiveSystem:
 
     def subscribe(self, **options: Any) -> Any:
         """Register our Subscription on the EHR, as ``fhirgen subscribe`` does."""
-        from fhirgen.subscriptions import register
+        from fhirgen.service.subscriptions import register
 
         with self.ehr_client() as client:
             return register(self.store, client, self.settings, **options)
@@ -207,8 +207,8 @@ class LiveSystem:
 
     def local_subscription(self, kind: str = "topic", *, hmac_key: str | None = None) -> Any:
         """A subscription known only to fhirgen (the EHR sends it nothing): tests post to it."""
-        from fhirgen.secrets import Vault, new_secret, token_hash
-        from fhirgen.subscriptions import Registration
+        from fhirgen.service.subscriptions import Registration
+        from fhirgen.service.vault import Vault, new_secret, token_hash
 
         token = new_secret()
         subscription_id = f"local-{len(self.store.subscriptions())}"

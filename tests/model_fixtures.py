@@ -68,7 +68,7 @@ def build_tiny_model(folder: Path, *, vocab_size: int = 1024, seed: int = 0) -> 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    from fhirgen.generation.prompts import SYSTEM
+    from fhirgen.drafting.generation.prompts import SYSTEM
 
     # The system prompt is in every prompt: learning it whole keeps the prompts short.
     backend.train_from_iterator([*_CORPUS, SYSTEM] * 4, trainer)

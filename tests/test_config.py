@@ -69,7 +69,7 @@ def test_unknown_key_in_config_file(monkeypatch, tmp_path):
 
 
 def test_the_brokers_url_goes_to_kombu_and_back_unchanged(tmp_path):
-    from fhirgen.broker import celery_broker_url, redis_url_of_broker
+    from fhirgen.service.broker import celery_broker_url, redis_url_of_broker
 
     for url in ("redis://127.0.0.1:6379/3", "rediss://user:pw@redis.example:6380/0"):
         settings = load_settings(data_dir=tmp_path, redis_url=url)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from fhirgen.fhir.timeshift import ending_at
-from fhirgen.users import add_user
+from fhirgen.service.users import add_user
 from tests.ehr import SekmetServer
 from tests.live import (
     Fault,

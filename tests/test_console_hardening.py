@@ -21,9 +21,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from fhirgen.config import load_settings
-from fhirgen.store import Store
-from fhirgen.store.console_models import SignInFailure
-from fhirgen.users import (
+from fhirgen.service.users import (
     FAILURE_MEMORY,
     LOCKOUT,
     MAX_FAILED_LOGINS,
@@ -42,6 +40,8 @@ from fhirgen.users import (
     throttled,
     unlock,
 )
+from fhirgen.store import Store
+from fhirgen.store.console_models import SignInFailure
 from tests import test_console_units as units
 from tests.test_console_units import PASSWORD, Console
 
@@ -285,7 +285,7 @@ def test_refusals_take_as_long_as_a_wrong_password(store: Store) -> None:
 
 
 def test_users_cli_unlock_role_disable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fhirgen.users_cli import users
+    from fhirgen.cli.users import users
 
     for name in [n for n in os.environ if n.startswith("FHIRGEN_")]:
         monkeypatch.delenv(name)

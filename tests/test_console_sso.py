@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from fhirgen.config import load_settings
-from fhirgen.users import add_user, authenticate, get_user
+from fhirgen.service.users import add_user, authenticate, get_user
 from tests.live import test_redis_url as redis_for_test  # a helper, not a test
 from tests.oidc_provider import OidcProvider, Person
 

@@ -26,16 +26,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
-from fhirgen import console_actions, console_queries
 from fhirgen.config import load_settings
-from fhirgen.console_actions import ActionRefused
-from fhirgen.console_queries import AuditFilter, JobFilter
 from fhirgen.errors import ConfigError
-from fhirgen.heartbeats import WorkerInfo, beat, forget
-from fhirgen.store import Store, utcnow
-from fhirgen.store.console_models import User as UserRow
-from fhirgen.store.models import Base, Job
-from fhirgen.users import (
+from fhirgen.service import console_actions, console_queries
+from fhirgen.service.console_actions import ActionRefused
+from fhirgen.service.console_queries import AuditFilter, JobFilter
+from fhirgen.service.heartbeats import WorkerInfo, beat, forget
+from fhirgen.service.users import (
     LOCKOUT,
     MAX_FAILED_LOGINS,
     UserError,
@@ -46,6 +43,9 @@ from fhirgen.users import (
     set_password,
     verify_password,
 )
+from fhirgen.store import Store, utcnow
+from fhirgen.store.console_models import User as UserRow
+from fhirgen.store.models import Base, Job
 from tests.databases import fresh_database
 from tests.live import test_redis_url as redis_for_test  # a helper, not a test
 
@@ -226,7 +226,7 @@ def test_the_session_key_comes_from_the_secret_or_a_private_file(tmp_path: Path)
 
 
 def test_users_cli_add_and_passwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fhirgen.users_cli import users
+    from fhirgen.cli.users import users
 
     for name in [n for n in os.environ if n.startswith("FHIRGEN_")]:
         monkeypatch.delenv(name)
@@ -714,8 +714,8 @@ def test_every_job_page_view_is_audited(console: Console) -> None:
 def test_the_job_page_shows_each_topic_as_the_lead_in_of_its_paragraph(console: Console) -> None:
     from types import SimpleNamespace
 
-    from fhirgen.documents.base import Draft, Section, Sentence
-    from fhirgen.jobs import _drafts_view
+    from fhirgen.drafting.documents.base import Draft, Section, Sentence
+    from fhirgen.service.jobs import _drafts_view
 
     sentences = (
         Sentence("Treated with antibiotics.", ("f1",), "Pneumonia"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fhirgen.generation.constrained import (
+from fhirgen.drafting.generation.constrained import (
     END,
     MAX_TEXT_CHARS,
     START,
@@ -22,8 +22,8 @@ from fhirgen.generation.constrained import (
     accepts,
     advance,
 )
-from fhirgen.generation.parsing import parse_sentences
-from fhirgen.generation.prompts import RESPONSE_PREFIX, SYSTEM, Prompt
+from fhirgen.drafting.generation.parsing import parse_sentences
+from fhirgen.drafting.generation.prompts import RESPONSE_PREFIX, SYSTEM, Prompt
 from tests.model_fixtures import ROOT, build_tiny_model
 
 IDS = ("dx-1", "dx-12", "lab-3")
@@ -107,8 +107,8 @@ def test_the_text_is_capped_escapes_included():
 def test_fhirgen_imports_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
-        "import fhirgen.generation.constrained, fhirgen.generation.transformers_backend\n"
-        "from fhirgen.generation.constrained import accepts\n"
+        "import fhirgen.drafting.generation.constrained, fhirgen.drafting.generation.transformers_backend\n"
+        "from fhirgen.drafting.generation.constrained import accepts\n"
         "assert accepts(']}', ())\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -140,7 +140,7 @@ def tokenizer(tiny):
 
 
 def test_token_strings_are_the_text_tokens_add(tokenizer):
-    from fhirgen.generation.constrained import token_strings
+    from fhirgen.drafting.generation.constrained import token_strings
 
     strings = token_strings(tokenizer, len(tokenizer) + 5, excluded=[tokenizer.eos_token_id])
     assert len(strings) == len(tokenizer) + 5 and strings[-1] is None  # past the tokenizer
@@ -159,7 +159,7 @@ def masks(tokenizer, rows, states, *, limit=MAX_TEXT_CHARS):
     """Which tokens the processor allows, for rows set to ``states``."""
     import torch
 
-    from fhirgen.generation.constrained import json_constraint
+    from fhirgen.drafting.generation.constrained import json_constraint
 
     processor = json_constraint(tokenizer, [tokenizer.eos_token_id], rows, max_text_chars=limit)
     prompt = torch.zeros((len(rows), 3), dtype=torch.long)
@@ -172,7 +172,7 @@ def masks(tokenizer, rows, states, *, limit=MAX_TEXT_CHARS):
 
 def test_masks_match_the_automaton_token_by_token(tokenizer):
     """The indexed and vectorized masks allow exactly the tokens the automaton accepts."""
-    from fhirgen.generation.constrained import token_strings
+    from fhirgen.drafting.generation.constrained import token_strings
 
     strings = token_strings(tokenizer, len(tokenizer), [tokenizer.eos_token_id])
     cites = ("dx-1", "dx-12", "lab-3")
@@ -234,7 +234,7 @@ def prompts() -> list[Prompt]:
 
 
 def generate(tiny, *, max_new_tokens, temperature=0.0, seed=0, limit=24):
-    from fhirgen.generation.transformers_backend import TransformersGenerator
+    from fhirgen.drafting.generation.transformers_backend import TransformersGenerator
 
     generator = TransformersGenerator(
         tiny,
@@ -301,7 +301,7 @@ def test_sampling_stays_seeded_under_the_constraint(tiny):
 
 def test_the_setting_turns_it_on_by_default(tiny, monkeypatch):
     from fhirgen.config import load_settings
-    from fhirgen.generation.transformers_backend import TransformersGenerator
+    from fhirgen.drafting.generation.transformers_backend import TransformersGenerator
 
     for name in ("FHIRGEN_MODEL_CONSTRAINED", "FHIRGEN_CONFIG"):
         monkeypatch.delenv(name, raising=False)

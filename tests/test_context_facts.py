@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from fhirgen.context import build_context, find_stays, html_to_text
-from fhirgen.facts import FactKind, extract_facts
+from fhirgen.clinical.facts import FactKind, extract_facts
+from fhirgen.clinical.stay import build_context, find_stays, html_to_text
 from fhirgen.fhir.record import PatientRecord
 from tests.records import DISCHARGED, LOINC, concept, lab, note, small_stay
 

@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 
 from fhirgen.clinical.course import plan_course
-from fhirgen.documents import discharge_summary
-from fhirgen.facts import FactKind
+from fhirgen.clinical.facts import FactKind
+from fhirgen.drafting.documents import discharge_summary
+from fhirgen.drafting.generation.template import TemplateGenerator
+from fhirgen.drafting.pipeline import StayDraft, draft_stay
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation.template import TemplateGenerator
-from fhirgen.pipeline import StayDraft, draft_stay
 from tests.conftest import SAMPLES
 
 

@@ -471,7 +471,7 @@ def test_env_example_names_only_real_settings():
 
 def test_env_example_values_are_valid_settings(monkeypatch):
     from fhirgen.config import Settings, load_settings
-    from fhirgen.generation import backend_names
+    from fhirgen.drafting.generation import backend_names
 
     values, active = _env_example()
     for name in [n for n in os.environ if n.startswith("FHIRGEN_")]:
@@ -516,7 +516,7 @@ def _deployed_commands() -> list[tuple[str, list[str]]]:
     ("where", "argv"), [pytest.param(w, a, id=w) for w, a in _deployed_commands()]
 )
 def test_deployed_commands_parse_with_the_cli(where, argv):
-    from fhirgen.cli import cli
+    from fhirgen.cli.main import cli
 
     assert argv[0] == "fhirgen", where
     command = cli.commands.get(argv[1])

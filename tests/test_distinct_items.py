@@ -7,12 +7,12 @@ drugs of one class at discharge. Grouping may shorten the text; it may never dro
 
 from __future__ import annotations
 
-from fhirgen.context import build_context
-from fhirgen.documents import discharge_summary
-from fhirgen.facts import FactKind, extract_facts
+from fhirgen.clinical.facts import FactKind, extract_facts
+from fhirgen.clinical.stay import build_context
+from fhirgen.drafting.documents import discharge_summary
+from fhirgen.drafting.generation.template import TemplateGenerator
+from fhirgen.drafting.pipeline import draft_stay
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation.template import TemplateGenerator
-from fhirgen.pipeline import draft_stay
 from tests.records import SNOMED, discharge_order, small_stay
 
 

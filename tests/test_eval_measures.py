@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from fhirgen.context import build_context
-from fhirgen.documents.base import Draft, Section, Sentence
-from fhirgen.evaluation import (
+from fhirgen.cli.evaluation import (
     MAX_MEDIAN_BODY_WORDS,
     MAX_P95_BODY_WORDS,
     MIN_READING_EASE,
@@ -31,10 +29,12 @@ from fhirgen.evaluation import (
     trend_contradictions,
     word_count,
 )
-from fhirgen.facts import Fact, FactKind, FactSet, Value
+from fhirgen.clinical.facts import Fact, FactKind, FactSet, Value
+from fhirgen.clinical.stay import build_context
+from fhirgen.drafting.documents.base import Draft, Section, Sentence
+from fhirgen.drafting.pipeline import StayDraft
+from fhirgen.drafting.verify import result_series
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.pipeline import StayDraft
-from fhirgen.verify import result_series
 from tests.records import SNOMED, as_collection, concept, small_stay, write_json
 
 SUMMARY_LOINC = "18842-5"

@@ -26,7 +26,7 @@ def test_importing_the_error_tree_loads_no_pipeline():
     """``import fhirgen.errors`` (the webhook's need) does not load the pipeline or FHIR models."""
     code = (
         "import sys, fhirgen.errors; "
-        "heavy = [m for m in ('fhirgen.pipeline', 'fhirgen.render', 'fhir.resources', 'torch') "
+        "heavy = [m for m in ('fhirgen.drafting.pipeline', 'fhirgen.drafting.render', 'fhir.resources', 'torch') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

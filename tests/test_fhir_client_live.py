@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from fhirgen.context import STAY_RESOURCE_TYPES, build_context
+from fhirgen.clinical.facts import extract_facts
+from fhirgen.clinical.stay import STAY_RESOURCE_TYPES, STAY_SCOPE, build_context
 from fhirgen.errors import PermanentError
-from fhirgen.facts import extract_facts
 from fhirgen.fhir.auth import SmartBackendAuth
 from fhirgen.fhir.client import FhirClient, NotFoundError
 from fhirgen.fhir.loading import Loader, ResourcePool
@@ -84,7 +84,7 @@ def offline_stay(pool: ResourcePool, encounter_id: str) -> tuple[PatientRecord, 
 @pytest.mark.parametrize("encounter_id", list(STAYS.values()), ids=list(STAYS))
 def test_a_stay_read_live_gives_the_facts_the_files_give(ehr, offline, encounter_id):
     with FhirClient(ehr.base_url) as client:
-        read = read_stay(client, encounter_id)
+        read = read_stay(client, encounter_id, STAY_SCOPE)
         live = facts_of(read.record, read.encounter)
         assert client.round_trips == read.round_trips  # nothing was left to fetch on demand
     record, encounter = offline_stay(offline, encounter_id)
@@ -99,7 +99,7 @@ def test_a_stay_read_live_holds_only_its_own_patients_resources(ehr, offline, en
     # sekmet-fhir ignores the Goal and Composition search parameters (it answers every
     # patient's): what comes back for another patient must stay out of the record.
     with FhirClient(ehr.base_url) as client:
-        read = read_stay(client, encounter_id)
+        read = read_stay(client, encounter_id, STAY_SCOPE)
     record, _ = offline_stay(offline, encounter_id)
     assert keys(read.record) <= keys(record)
     goals = [resource_key(g) for g in read.record.of_type("Goal")]
@@ -111,7 +111,7 @@ def test_a_stay_record_stored_and_rebuilt_elsewhere_gives_the_same_facts(ehr):
     # with no access to the EHR: everything the stay refers to must already be in there.
     encounter_id = STAYS["heart-failure"]
     with FhirClient(ehr.base_url) as client:
-        read = read_stay(client, encounter_id)
+        read = read_stay(client, encounter_id, STAY_SCOPE)
         stored = json.loads(json.dumps([dict(r) for r in read.record.resources()]))
         expected = facts_of(read.record, read.encounter)
     by_key = {resource_key(r): r for r in stored}
@@ -122,7 +122,7 @@ def test_a_stay_record_stored_and_rebuilt_elsewhere_gives_the_same_facts(ehr):
 
 def test_reading_a_stay_that_is_not_there_is_not_found(ehr):
     with FhirClient(ehr.base_url) as client, pytest.raises(NotFoundError):
-        read_stay(client, "no-such-encounter")
+        read_stay(client, "no-such-encounter", STAY_SCOPE)
 
 
 # -- SMART Backend Services end to end -------------------------------------------------------
@@ -227,7 +227,7 @@ def smart_ehr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmartEhr]:
 def test_smart_rs384_client_reads_a_whole_stay(smart_ehr, offline):
     encounter_id = STAYS["heart-failure"]
     with smart_ehr.client("fhirgen") as client:
-        read = read_stay(client, encounter_id)
+        read = read_stay(client, encounter_id, STAY_SCOPE)
     record, encounter = offline_stay(offline, encounter_id)
     assert facts_of(read.record, read.encounter) == facts_of(record, encounter)
 

@@ -62,7 +62,7 @@ FORMS = [
 def reference_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     from click.testing import CliRunner
 
-    from fhirgen.cli import cli
+    from fhirgen.cli.main import cli
 
     folder = tmp_path_factory.mktemp("reference")
     source = _form("collection", folder)
@@ -102,9 +102,9 @@ def test_document_bundle_reads_the_composition_as_a_note(tmp_path, run_cli):
     assert result.code == 0, result.stderr
     assert (tmp_path / "out" / "e1.json").exists()
     # Note titles are not listed in the summary; the note is read as input to the drafts.
+    from fhirgen.cli.offline import OfflineRun
     from fhirgen.config import load_settings
-    from fhirgen.generation.template import TemplateGenerator
-    from fhirgen.offline import OfflineRun
+    from fhirgen.drafting.generation.template import TemplateGenerator
 
     with OfflineRun(load_settings(), lambda problem: None) as run:
         run.load([source])

@@ -24,10 +24,8 @@ from fhirgen.config import load_settings
 from fhirgen.errors import ConfigError
 from fhirgen.fhir.client import FhirClient
 from fhirgen.fhir.notifications import parse_notification
-from fhirgen.intake import accept
-from fhirgen.secrets import Vault, token_hash
-from fhirgen.store import Store
-from fhirgen.subscriptions import (
+from fhirgen.service.intake import accept
+from fhirgen.service.subscriptions import (
     BACKPORT,
     CLASSIC_CRITERIA,
     MEDPLUM_SECRET_EXT,
@@ -37,6 +35,8 @@ from fhirgen.subscriptions import (
     subscription_resource,
     verify,
 )
+from fhirgen.service.vault import Vault, token_hash
+from fhirgen.store import Store
 from tests.ehr import SekmetServer
 
 FHIR_JSON = "application/fhir+json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhirgen.demo import sample_resources
+from fhirgen.cli.demo import sample_resources
 from tests.live import LiveSystem, drafts_in_ehr, summary_text, wait_until
 from tests.model_fixtures import build_tiny_model
 
@@ -37,8 +37,8 @@ def system(ehr, tmp_path_factory):
 
 
 def _stays():
+    from fhirgen.clinical.stay import is_inpatient_stay
     from fhirgen.config import DEFAULT_INPATIENT_CLASSES
-    from fhirgen.context import is_inpatient_stay
 
     resources = sample_resources()
     stays = [

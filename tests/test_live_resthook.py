@@ -13,9 +13,9 @@ import time
 import httpx
 import pytest
 
+from fhirgen.drafting.generation import get_generator
+from fhirgen.drafting.pipeline import draft_stay
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation import get_generator
-from fhirgen.pipeline import draft_stay
 from tests.live import (
     LiveSystem,
     admitted,

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fhirgen.processes import free_port, wait_for
+from fhirgen.cli.processes import free_port, wait_for
 from tests.live import LiveSystem
 
 pytestmark = pytest.mark.live

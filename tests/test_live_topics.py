@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from fhirgen.jobs import stale_subscriptions
-from fhirgen.subscriptions import discover_topics, pick_discharge_topic
+from fhirgen.service.jobs import stale_subscriptions
+from fhirgen.service.subscriptions import discover_topics, pick_discharge_topic
 from tests.live import LiveSystem, admitted, discharged, drafts_in_ehr, sample_stay, wait_until
 
 pytestmark = pytest.mark.live
@@ -104,8 +104,8 @@ def test_silent_subscription_is_checked_with_status(system, subscription):
 
 
 def _services(system):
-    from fhirgen.generation import get_generator
-    from fhirgen.jobs import Services
+    from fhirgen.drafting.generation import get_generator
+    from fhirgen.service.jobs import Services
 
     return Services(
         store=system.store,

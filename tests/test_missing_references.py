@@ -13,12 +13,13 @@ import base64
 
 import pytest
 
-from fhirgen.facts import FactKind
+from fhirgen.clinical.facts import FactKind
+from fhirgen.clinical.stay import STAY_SCOPE
+from fhirgen.drafting.generation import get_generator
+from fhirgen.drafting.pipeline import draft_stay
 from fhirgen.fhir.client import FhirClient
 from fhirgen.fhir.record import PatientRecord, is_not_found, not_found, standing_in
 from fhirgen.fhir.stay_reader import read_stay
-from fhirgen.generation import get_generator
-from fhirgen.pipeline import draft_stay
 from tests.live import LiveSystem, admitted, discharged, sample_stay, wait_until
 
 SYSTEM = "urn:fhirgen:draft"
@@ -52,7 +53,7 @@ def test_a_medication_the_ehr_lacks_is_named_and_flagged_and_the_rest_drafted(eh
     ehr.put_all(stay)
     encounter_id = "19436125"
     with FhirClient(ehr.base_url) as client:
-        read = read_stay(client, encounter_id)
+        read = read_stay(client, encounter_id, STAY_SCOPE)
     assert is_not_found(read.record.get(MISSING))
     # What the read step stores and the generate step rebuilds: the stand-in travels with it.
     resources = list(read.record.resources())

@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
+from fhirgen.clinical.facts import extract_facts
+from fhirgen.clinical.stay import build_context
 from fhirgen.config import load_settings
-from fhirgen.context import build_context
-from fhirgen.documents import care_plan, discharge_summary, patient_instructions
+from fhirgen.drafting.documents import care_plan, discharge_summary, patient_instructions
+from fhirgen.drafting.generation import get_generator
+from fhirgen.drafting.generation.openai_backend import OpenAIGenerator
+from fhirgen.drafting.generation.parsing import parse_sentences
+from fhirgen.drafting.generation.prompts import SCHEMA, draft_prompts
+from fhirgen.drafting.pipeline import KINDS, StayDraft, draft_stay
 from fhirgen.errors import ConfigError, PermanentError, TransientError
-from fhirgen.facts import extract_facts
 from fhirgen.fhir.record import PatientRecord
 from fhirgen.fhir.validation import written_bundle_errors
-from fhirgen.generation import get_generator
-from fhirgen.generation.openai_backend import OpenAIGenerator
-from fhirgen.generation.parsing import parse_sentences
-from fhirgen.generation.prompts import SCHEMA, draft_prompts
-from fhirgen.pipeline import KINDS, StayDraft, draft_stay
 from tests.openai_server import (
     FINGERPRINT,
     INVENTED,

@@ -261,9 +261,9 @@ def test_new_encounter_version_gets_new_identifiers(tmp_path, run_cli):
 
 
 def test_regenerated_draft_replaces_the_earlier_one():
+    from fhirgen.drafting.generation import get_generator
+    from fhirgen.drafting.pipeline import draft_stay
     from fhirgen.fhir.record import PatientRecord
-    from fhirgen.generation import get_generator
-    from fhirgen.pipeline import draft_stay
 
     record = PatientRecord("p1", small_stay())
     result = draft_stay(
@@ -285,8 +285,8 @@ def test_regenerated_draft_replaces_the_earlier_one():
 
 
 def _context_and_facts():
-    from fhirgen.context import build_context
-    from fhirgen.facts import extract_facts
+    from fhirgen.clinical.facts import extract_facts
+    from fhirgen.clinical.stay import build_context
     from fhirgen.fhir.record import PatientRecord
 
     record = PatientRecord("p1", small_stay())
@@ -295,15 +295,15 @@ def _context_and_facts():
 
 
 def _one_section_draft(*sentences):
-    from fhirgen.documents.base import Draft, Section
+    from fhirgen.drafting.documents.base import Draft, Section
 
     section = Section("course", "Hospital course", tuple(sentences))
     return Draft("discharge-summary", "Discharge summary", (section,), "template", "t")
 
 
 def test_sentences_of_one_topic_render_as_one_paragraph():
-    from fhirgen.documents.base import Sentence
-    from fhirgen.render import document_html, document_text
+    from fhirgen.drafting.documents.base import Sentence
+    from fhirgen.drafting.render import document_html, document_text
 
     context, facts = _context_and_facts()
     a, b, c = (f.id for f in list(facts)[:3])
@@ -342,9 +342,9 @@ def test_sentences_of_one_topic_render_as_one_paragraph():
 
 
 def test_the_plain_source_list_is_compact_and_the_html_keeps_every_resource():
-    from fhirgen.documents.base import Sentence
-    from fhirgen.facts import Fact, FactKind, FactSet
-    from fhirgen.render import SOURCE_TEXT_CHARS, document_html, document_text, source_line
+    from fhirgen.clinical.facts import Fact, FactKind, FactSet
+    from fhirgen.drafting.documents.base import Sentence
+    from fhirgen.drafting.render import SOURCE_TEXT_CHARS, document_html, document_text, source_line
 
     context, _ = _context_and_facts()
     words = " ".join(f"reading{n} 37.{n} °C" for n in range(40))
@@ -375,10 +375,10 @@ def test_the_plain_source_list_is_compact_and_the_html_keeps_every_resource():
 def test_the_job_records_the_summary_not_the_instructions():
     """The transaction answers one location per entry; the summary is the first
     DocumentReference, and the one a job records (and a regenerated draft replaces)."""
+    from fhirgen.drafting.generation import get_generator
+    from fhirgen.drafting.pipeline import draft_stay
     from fhirgen.fhir.record import PatientRecord
-    from fhirgen.generation import get_generator
-    from fhirgen.jobs import _locations
-    from fhirgen.pipeline import draft_stay
+    from fhirgen.service.jobs import _locations
 
     record = PatientRecord("p1", small_stay())
     result = draft_stay(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fhirgen.processes import Supervisor, free_port, wait_for
+from fhirgen.cli.processes import Supervisor, free_port, wait_for
 from fhirgen.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def test_prepare_makes_an_existing_data_folder_private_and_what_is_made_there(
     script = (
         "import os, sys; os.umask(0o022)\n"
         "from fhirgen.config import load_settings\n"
-        "from fhirgen.services import prepare\n"
+        "from fhirgen.cli.launchers import prepare\n"
         "prepare(load_settings(data_dir=sys.argv[1]))\n"
         "open(os.path.join(sys.argv[1], 'written-after'), 'w').close()\n"
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fhirgen.context import build_context
+from fhirgen.clinical.medications import dosage_text, ingredient_key, reconcile
+from fhirgen.clinical.stay import build_context
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.medications import dosage_text, ingredient_key, reconcile
 from tests.records import (
     category,
     discharge_order,

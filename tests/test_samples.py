@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fhirgen.clinical.readability import flesch_reading_ease
-from fhirgen.documents import DOCUMENT_KINDS, patient_instructions
+from fhirgen.drafting.documents import DOCUMENT_KINDS, patient_instructions
 from tests.conftest import ROOT, SAMPLES
 
 HEART_FAILURE = "eu4L8PolKgWuJTua8jnJQwL3"
@@ -27,7 +27,7 @@ SUMMARY, INSTRUCTIONS = "18842-5", "8653-8"  # LOINC types of the two documents
 def drafts(tmp_path_factory) -> Path:
     from click.testing import CliRunner
 
-    from fhirgen.cli import cli
+    from fhirgen.cli.main import cli
 
     out = tmp_path_factory.mktemp("samples") / "out"
     result = CliRunner().invoke(
@@ -248,9 +248,9 @@ def test_care_team_is_named_and_the_patient_is_not(drafts):
 @pytest.fixture(scope="module")
 def stays():
     """Every sample stay run through the pipeline: {encounter id: StayDraft}."""
+    from fhirgen.cli.offline import OfflineRun
     from fhirgen.config import Settings
-    from fhirgen.generation import get_generator
-    from fhirgen.offline import OfflineRun
+    from fhirgen.drafting.generation import get_generator
 
     problems = []
     with OfflineRun(Settings(), problems.append) as run:

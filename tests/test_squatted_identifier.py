@@ -19,18 +19,14 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from fhirgen.context import build_context
-from fhirgen.documents.care_plan import KIND as PLAN_KIND
-from fhirgen.documents.discharge_summary import KIND as SUMMARY_KIND
-from fhirgen.documents.patient_instructions import KIND as INSTRUCTIONS_KIND
-from fhirgen.errors import ConfigError
-from fhirgen.facts import extract_facts
-from fhirgen.fhir.client import FhirClient
-from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation import get_generator
-from fhirgen.jobs import IdentifierConflict, _check_claims, _check_written
-from fhirgen.pipeline import draft_stay
-from fhirgen.render import (
+from fhirgen.clinical.facts import extract_facts
+from fhirgen.clinical.stay import build_context
+from fhirgen.drafting.documents.care_plan import KIND as PLAN_KIND
+from fhirgen.drafting.documents.discharge_summary import KIND as SUMMARY_KIND
+from fhirgen.drafting.documents.patient_instructions import KIND as INSTRUCTIONS_KIND
+from fhirgen.drafting.generation import get_generator
+from fhirgen.drafting.pipeline import draft_stay
+from fhirgen.drafting.render import (
     AIAST,
     Author,
     Claim,
@@ -41,7 +37,11 @@ from fhirgen.render import (
     render_bundle,
     stay_identifier,
 )
-from fhirgen.secrets import identifier_key
+from fhirgen.errors import ConfigError
+from fhirgen.fhir.client import FhirClient
+from fhirgen.fhir.record import PatientRecord
+from fhirgen.service.jobs import IdentifierConflict, _check_claims, _check_written
+from fhirgen.service.vault import identifier_key
 from tests.live import (
     LiveSystem,
     admitted,

@@ -480,7 +480,7 @@ def test_a_ping_or_an_empty_event_asks_for_reconciliation(store):
 
 def test_jobs_whose_message_was_lost_are_sent_again_only_when_messages_are_missing(store):
     from fhirgen.config import load_settings
-    from fhirgen.jobs import lost_jobs
+    from fhirgen.service.jobs import lost_jobs
 
     runtime = SimpleNamespace(store=store, settings=load_settings(requeue_after=60))
     (old,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/o")]).jobs
@@ -774,7 +774,7 @@ def test_a_failed_intake_leaves_nothing_behind_and_the_next_one_records(tmp_path
 def test_partial_indexes_still_serve_the_queries_that_need_them(tmp_path):
     """Indexes the intake no longer writes for a new job or a rest-hook event (migration 0007)
     must still be the ones SQLite picks for the lookups and console filters they exist for."""
-    from fhirgen.console_queries import JobFilter
+    from fhirgen.service.console_queries import JobFilter
     from fhirgen.store.intake import _SEEN_EVENTS
     from fhirgen.store.models import Job, NotificationEvent
 

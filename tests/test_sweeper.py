@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from fhirgen.config import load_settings
-from fhirgen.jobs import GENERATE, READ, WRITE, stalled_jobs
+from fhirgen.service.jobs import GENERATE, READ, WRITE, stalled_jobs
 from fhirgen.store import Store, utcnow
 from fhirgen.store.models import Job
 from tests.databases import fresh_database

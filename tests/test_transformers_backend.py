@@ -15,21 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from fhirgen.cli.evaluation import evaluate_stay
+from fhirgen.clinical.facts import FactKind, extract_facts
+from fhirgen.clinical.stay import build_context
 from fhirgen.config import load_settings
-from fhirgen.context import build_context
-from fhirgen.errors import ConfigError, TransientError
-from fhirgen.evaluation import evaluate_stay
-from fhirgen.facts import FactKind, extract_facts
-from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation import get_generator
-from fhirgen.generation.prompts import (
+from fhirgen.drafting.generation import get_generator
+from fhirgen.drafting.generation.prompts import (
     RESPONSE_PREFIX,
     SYSTEM,
     Prompt,
     draft_prompts,
     model_sections,
 )
-from fhirgen.pipeline import KINDS, StayRequest, draft_stay, draft_stays
+from fhirgen.drafting.pipeline import KINDS, StayRequest, draft_stay, draft_stays
+from fhirgen.errors import ConfigError, TransientError
+from fhirgen.fhir.record import PatientRecord
 from tests.conftest import SAMPLES
 from tests.model_fixtures import (
     build_tiny_model,
@@ -43,7 +43,7 @@ from tests.records import small_stay
 torch = pytest.importorskip("torch", reason="the transformers extra is not installed")
 pytest.importorskip("transformers", reason="the transformers extra is not installed")
 
-from fhirgen.generation.transformers_backend import (  # noqa: E402  (after the importorskip)
+from fhirgen.drafting.generation.transformers_backend import (  # noqa: E402  (after the importorskip)
     TransformersGenerator,
     render_prompt,
 )

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from fhirgen.context import build_context
-from fhirgen.documents import DOCUMENT_KINDS
-from fhirgen.documents.base import Draft, Section, Sentence
-from fhirgen.evaluation import evaluate_stay
-from fhirgen.facts import FactKind, extract_facts
+from fhirgen.cli.evaluation import evaluate_stay
+from fhirgen.clinical.facts import FactKind, extract_facts
+from fhirgen.clinical.stay import build_context
+from fhirgen.drafting.documents import DOCUMENT_KINDS
+from fhirgen.drafting.documents.base import Draft, Section, Sentence
+from fhirgen.drafting.pipeline import draft_stay
+from fhirgen.drafting.verify import numbers_in, verify
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.pipeline import draft_stay
-from fhirgen.verify import numbers_in, verify
 from tests.records import as_collection, small_stay, write_json
 
 SUMMARY = DOCUMENT_KINDS["discharge-summary"]
@@ -63,7 +63,7 @@ def test_a_section_left_empty_falls_back_to_its_template(facts):
 
 
 def test_template_drafts_pass_verification_unchanged(facts):
-    from fhirgen.generation import get_generator
+    from fhirgen.drafting.generation import get_generator
 
     for kind in DOCUMENT_KINDS.values():
         draft = get_generator("template").draft(kind, facts)
@@ -125,7 +125,7 @@ def test_eval_fails_a_draft_that_leaves_out_the_chart():
 
 
 def test_eval_passes_the_template_backend(facts):
-    from fhirgen.generation import get_generator
+    from fhirgen.drafting.generation import get_generator
 
     record = PatientRecord("p1", small_stay())
     result = draft_stay(

@@ -10,15 +10,15 @@ import json
 
 import pytest
 
-from fhirgen.context import build_context
-from fhirgen.documents import DOCUMENT_KINDS
-from fhirgen.documents.base import Sentence
-from fhirgen.evaluation import evaluate_stay
-from fhirgen.facts import FactKind, extract_facts
+from fhirgen.cli.evaluation import evaluate_stay
+from fhirgen.clinical.facts import FactKind, extract_facts
+from fhirgen.clinical.stay import build_context
+from fhirgen.drafting.documents import DOCUMENT_KINDS
+from fhirgen.drafting.documents.base import Sentence
+from fhirgen.drafting.generation.model import Completion, ModelBackend
+from fhirgen.drafting.pipeline import draft_stay
+from fhirgen.drafting.verify import sentence_problem, verify
 from fhirgen.fhir.record import PatientRecord
-from fhirgen.generation.model import Completion, ModelBackend
-from fhirgen.pipeline import draft_stay
-from fhirgen.verify import sentence_problem, verify
 from tests.live import inpatient_encounter, sample_stay, summary_text
 from tests.records import small_stay
 
@@ -168,7 +168,7 @@ def test_a_manipulated_model_changes_nothing_in_the_chart(pneumonia, facts):
 def test_verification_is_the_same_for_template_output():
     record = PatientRecord("p1", small_stay())
     facts = extract_facts(build_context(record, record.get("Encounter/e1")))
-    from fhirgen.generation import get_generator
+    from fhirgen.drafting.generation import get_generator
 
     for kind in DOCUMENT_KINDS.values():
         draft = get_generator("template").draft(kind, facts)

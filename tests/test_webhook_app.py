@@ -26,7 +26,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from fhirgen.config import load_settings
-from fhirgen.secrets import Vault, token_hash
+from fhirgen.service.vault import Vault, token_hash
 from fhirgen.store import utcnow
 from tests.live import test_redis_url as redis_for_test  # not a test: a helper
 from webhooks import create_app

@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import pytest
 
+from fhirgen.cli.processes import free_port
 from fhirgen.config import load_settings
-from fhirgen.processes import free_port
-from fhirgen.secrets import Vault, token_hash
+from fhirgen.service.vault import Vault, token_hash
 from webhooks import create_app
 
 pytestmark = pytest.mark.usefixtures("clean_environment")

@@ -24,15 +24,15 @@ from sekmet.subscriptions.backport import notification_bundle
 from sqlalchemy import create_engine, event, text
 
 from fhirgen.caches import RecentCache
+from fhirgen.cli.processes import free_port
 from fhirgen.config import load_settings
 from fhirgen.errors import StoreUnavailable
 from fhirgen.fhir.notifications import MAX_COUNT, NotificationError, parse_notification
-from fhirgen.intake import accept
 from fhirgen.logs import loggable
-from fhirgen.processes import free_port
-from fhirgen.secrets import Vault, token_hash
+from fhirgen.service.intake import accept
+from fhirgen.service.subscriptions import is_subscription_id
+from fhirgen.service.vault import Vault, token_hash
 from fhirgen.store import Received, Store
-from fhirgen.subscriptions import is_subscription_id
 from tests.databases import fresh_database
 from webhooks import create_app
 
@@ -189,7 +189,7 @@ def test_the_recent_cache_is_bounded_in_size_and_age():
 
 
 def test_hmac_keys_are_held_in_a_bounded_cache(hook):
-    from fhirgen.subscriptions import _HMAC_KEYS
+    from fhirgen.service.subscriptions import _HMAC_KEYS
 
     body = json.dumps(ENCOUNTER).encode()
     signature = hmac.new(HMAC_KEY.encode(), body, hashlib.sha256).hexdigest()
@@ -330,7 +330,7 @@ def test_a_500_logs_the_path_escaped(hook, caplog):
 def test_a_pause_holds_at_once_in_every_worker(tmp_path):
     """Two gunicorn workers are two apps on one store: a pause made through one is refused by
     the other on its very next notification (it had just accepted one)."""
-    from fhirgen.console_actions import pause_subscription, resume_subscription
+    from fhirgen.service.console_actions import pause_subscription, resume_subscription
 
     first = Hook(tmp_path / "data")
     second = Hook(tmp_path / "data")

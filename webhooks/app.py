@@ -12,12 +12,12 @@ import redis
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from fhirgen.broker import redis_url
 from fhirgen.caches import RecentCache
 from fhirgen.config import Settings, load_settings
 from fhirgen.errors import TransientError
 from fhirgen.logs import loggable
-from fhirgen.secrets import Vault
+from fhirgen.service.broker import redis_url
+from fhirgen.service.vault import Vault
 from fhirgen.store import IntakeResult, Store
 
 log = logging.getLogger(__name__)

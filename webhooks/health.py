@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -15,6 +15,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from fhirgen.errors import TransientError
 from fhirgen.store import JOB_STATES, StoreError
 from workers.enqueue import broker_errors
+
+if TYPE_CHECKING:
+    from webhooks.app import WebhookState
 
 blueprint = Blueprint("health", __name__)
 # How long readiness waits for the store's write lock: a notification waits longer (the busy
@@ -68,7 +71,7 @@ def metrics() -> Response:
 class _StoreCollector:
     """Jobs per state and queue depths, read when scraped."""
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: WebhookState) -> None:
         self.state = state
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -14,19 +14,24 @@ through ``fhirgen.logs.loggable`` (cut, control characters escaped).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 from fhirgen.errors import StoreUnavailable, SubscriptionInactive
 from fhirgen.fhir.notifications import NotificationError, parse_notification
-from fhirgen.intake import accept
 from fhirgen.logs import loggable
+from fhirgen.service.intake import accept
+from fhirgen.service.subscriptions import is_subscription_id, verify
 from fhirgen.store import INACTIVE
-from fhirgen.subscriptions import is_subscription_id, verify
 from webhooks.metrics import notified
 from webhooks.outcomes import ACCEPTED, FHIR_JSON, outcome_body
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from webhooks.app import WebhookState
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("notify", __name__)
@@ -91,7 +96,7 @@ def notify(subscription_id: str, path_type: str | None = None, path_id: str | No
     return _answer(200, body if request.method == "PUT" else ACCEPTED)
 
 
-def _subscription(state: Any, subscription_id: str) -> Any:
+def _subscription(state: WebhookState, subscription_id: str) -> Row | None:
     """The subscription's row: an active one from this process's recent reads (it is read for
     its secrets; the intake re-checks the status), else from the store. Unknown, paused and
     off subscriptions are never kept."""

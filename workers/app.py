@@ -13,8 +13,8 @@ from celery import Celery
 from celery.signals import setup_logging
 from kombu import Queue
 
-from fhirgen.broker import celery_broker_url
 from fhirgen.config import Settings, load_settings
+from fhirgen.service.broker import celery_broker_url
 
 TASK_QUEUES = {
     "fhirgen.read_stay": "io",

@@ -4,7 +4,7 @@ The job rows are the outbox: a job is committed unsent (``enqueued_at`` empty), 
 is sent after the commit, and the job is marked sent (``send_jobs``). What was committed but not
 sent (the broker was down, the process stopped in between) the relay sends
 (``fhirgen.relay_outbox``, every few seconds). A job may be sent twice; its steps' claims
-(``fhirgen.jobs``) draft it once.
+(``fhirgen.service.jobs``) draft it once.
 
 kombu's and redis-py's connection errors are translated here, once, into ``BrokerUnavailable``.
 """

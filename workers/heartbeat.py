@@ -14,14 +14,17 @@ import os
 import socket
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.signals import worker_ready, worker_shutdown
 
 from fhirgen.config import load_settings
 from fhirgen.errors import StoreUnavailable
-from fhirgen.heartbeats import HEARTBEAT_SECONDS, WorkerInfo, beat, forget
+from fhirgen.service.heartbeats import HEARTBEAT_SECONDS, WorkerInfo, beat, forget
 from fhirgen.store import Store, StoreError, utcnow
+
+if TYPE_CHECKING:
+    from fhirgen.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ _RUNNING: dict[str, Heartbeat] = {}
 
 
 def worker_info(
-    hostname: str, queues: list[str], settings: Any, started_at: datetime
+    hostname: str, queues: list[str], settings: Settings, started_at: datetime
 ) -> WorkerInfo:
     """What the console shows about a worker; the model only for workers that generate."""
     generates = "gpu" in queues

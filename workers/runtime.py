@@ -7,15 +7,20 @@ a database pool or a CUDA context must not cross a fork.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fhirgen.config import load_settings
+from fhirgen.drafting.generation import get_generator
 from fhirgen.errors import ConfigError
 from fhirgen.fhir.auth import auth_from_settings
 from fhirgen.fhir.client import FhirClient
-from fhirgen.generation import get_generator
-from fhirgen.jobs import Services
+from fhirgen.service.jobs import Services
 from fhirgen.store import Store
+
+if TYPE_CHECKING:
+    import httpx
+
+    from fhirgen.config import Settings
 
 
 @cache
@@ -35,6 +40,6 @@ def services() -> Services:
     return Services(store=store, settings=settings, client=client, generator=generator)
 
 
-def _auth(settings: Any) -> Any:
+def _auth(settings: Settings) -> httpx.Auth | None:
     """One auth object per process, so a SMART access token is shared by every request."""
     return auth_from_settings(settings)

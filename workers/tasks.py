@@ -1,4 +1,4 @@
-"""Thin Celery tasks: each takes a job id and calls one step in ``fhirgen.jobs``.
+"""Thin Celery tasks: each takes a job id and calls one step in ``fhirgen.service.jobs``.
 
 Retries are Celery's own (``autoretry_for``): a ``TransientError`` of a step (the EHR's
 timeouts, 429 and 5xx; ``StoreUnavailable``; ``BrokerUnavailable``) retries the task with
@@ -22,9 +22,9 @@ from celery.utils.time import get_exponential_backoff_interval
 from celery_batches import Batches, SimpleRequest
 
 import workers.heartbeat  # noqa: F401  (connects the signals that keep workers listed in the console)
-from fhirgen import jobs
 from fhirgen.config import load_settings
 from fhirgen.errors import PermanentError, TransientError
+from fhirgen.service import jobs
 from fhirgen.store import utcnow
 from workers.enqueue import (
     STEP_TASKS,

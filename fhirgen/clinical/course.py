@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from fhirgen.clinical.facts import Fact, FactKind, FactSet
 from fhirgen.clinical.lexicon import Family, family_of
 from fhirgen.clinical.wording import distinct_names, plain_name
-from fhirgen.facts import Fact, FactKind, FactSet
 
 _ITEM_KINDS = {
     FactKind.LAB: "result",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -189,3 +191,16 @@ class PatientRecord:
 
     def __len__(self) -> int:
         return sum(len(items) for items in self._by_type.values())
+
+
+@dataclass(frozen=True)
+class StayScope:
+    """What one stay takes from a patient's record, as the layer that builds stays defines it.
+
+    ``build`` is run once on what was read, with a lookup that notes every reference it asks
+    for, to learn which references to prefetch; the search's follow-up window is the stay's
+    own, so it can never cut off what the stay includes."""
+
+    resource_types: frozenset[str]
+    follow_up_window: timedelta
+    build: Callable[[PatientRecord, Resource], object]

@@ -6,6 +6,10 @@ the bound leaves out; (3) when needed, one more ``batch`` reading the resources 
 to that (2) did not return (Medication, Practitioner, Organization, Location…). Paging is
 followed to the end. The ``PatientRecord`` it returns gives ``build_context`` the same stay as
 the offline reader gives for the same record: same resources, same order, same references.
+
+What a stay takes from the record (its resource types, how long after discharge it looks, which
+references it resolves) is the clinical layer's to say: the caller passes it as a ``StayScope``
+(``fhirgen.clinical.stay.STAY_SCOPE``), so this I/O module calls nothing above it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-# The follow-up window is context's own, so the search can never cut off what it includes.
-from fhirgen.context import FOLLOW_UP_WINDOW, STAY_RESOURCE_TYPES, build_context
 from fhirgen.errors import FhirgenError, InputError, PermanentError
 from fhirgen.fhir.client import FhirClient, NotFoundError
 from fhirgen.fhir.record import (
     PatientRecord,
     Resource,
+    StayScope,
     patient_of,
     reference_key,
     resource_key,
@@ -49,8 +52,8 @@ class StayRead:
     round_trips: int
 
 
-def read_stay(client: FhirClient, encounter_id: str) -> StayRead:
-    """Read everything ``build_context`` needs for one Encounter.
+def read_stay(client: FhirClient, encounter_id: str, scope: StayScope) -> StayRead:
+    """Read everything ``scope`` needs for one Encounter.
 
     Raises ``NotFoundError`` when the Encounter does not exist, ``InputError`` when it names no
     Patient, and the client's ``TransientError``/``PermanentError`` on failed requests.
@@ -69,12 +72,12 @@ def read_stay(client: FhirClient, encounter_id: str) -> StayRead:
         )
     patient_id = patient_key.removeprefix("Patient/")
 
-    sorter = _Sorter(patient_id)
+    sorter = _Sorter(patient_id, scope.resource_types)
     sorter.take([encounter])
-    for found in client.batch(stay_queries(encounter, patient_id)):
+    for found in client.batch(stay_queries(encounter, patient_id, scope.follow_up_window)):
         sorter.take(found)
 
-    asked = _lookups(sorter.record(), encounter)
+    asked = _lookups(sorter.record(), encounter, scope)
     wanted = [key for key in asked if key not in sorter.known]
     for key, found in zip(wanted, client.batch(wanted), strict=True):
         sorter.take(found)
@@ -92,12 +95,15 @@ def read_stay(client: FhirClient, encounter_id: str) -> StayRead:
     return StayRead(encounter, record, client.round_trips - before)
 
 
-def stay_queries(encounter: Mapping[str, Any], patient_id: str) -> list[str]:
+def stay_queries(
+    encounter: Mapping[str, Any], patient_id: str, follow_up_window: timedelta
+) -> list[str]:
     """The batch entries that read a stay's record (relative ``Type?…`` urls and one read).
 
-    Each resource type is searched for the whole patient, or, where ``build_context`` takes
-    only what the Encounter names or what falls inside the stay, by ``encounter`` plus the
-    stay's dates (and a search for what has no date, where another field then counts).
+    Each resource type is searched for the whole patient, or, where the stay takes only what
+    the Encounter names or what falls inside it (or ``follow_up_window`` after it), by
+    ``encounter`` plus the stay's dates (and a search for what has no date, where another
+    field then counts).
     """
     admitted, discharged = period_bounds(encounter, "period")
     start = parse_time(admitted)
@@ -163,7 +169,7 @@ def stay_queries(encounter: Mapping[str, Any], patient_id: str) -> list[str]:
             ),
         ]
     if end is not None:
-        follow_up = (f"gt{_day(end - _SLACK)}", f"le{_day(end + FOLLOW_UP_WINDOW + _SLACK)}")
+        follow_up = (f"gt{_day(end - _SLACK)}", f"le{_day(end + follow_up_window + _SLACK)}")
         queries.append(
             _query("Appointment", pid, ("status", _FOLLOW_UP_STATUSES), *_dates("date", follow_up))
         )
@@ -176,8 +182,9 @@ class _Sorter:
     the record's lookup), and other patients' resources nowhere (a server that ignores a search
     parameter it does not support answers with everyone's)."""
 
-    def __init__(self, patient_id: str) -> None:
+    def __init__(self, patient_id: str, resource_types: frozenset[str]) -> None:
         self.patient_id = patient_id
+        self.resource_types = resource_types
         self.mine: dict[str, Resource] = {}
         self.known: dict[str, Resource | None] = {}
 
@@ -187,7 +194,7 @@ class _Sorter:
             key = resource_key(resource)
             if owner is None:
                 self.known[key] = resource
-            elif owner == self.patient_id and resource.get("resourceType") in STAY_RESOURCE_TYPES:
+            elif owner == self.patient_id and resource.get("resourceType") in self.resource_types:
                 self.mine[key] = resource
 
     def record(self, lookup: Callable[[str], Resource | None] | None = None) -> PatientRecord:
@@ -195,9 +202,9 @@ class _Sorter:
         return PatientRecord(self.patient_id, resources, lookup=lookup)
 
 
-def _lookups(record: PatientRecord, encounter: Resource) -> list[str]:
-    """The references ``build_context`` resolves outside what was read, found by running it
-    once with a lookup that notes each key and answers a placeholder."""
+def _lookups(record: PatientRecord, encounter: Resource, scope: StayScope) -> list[str]:
+    """The references the stay resolves outside what was read, found by building it once with
+    a lookup that notes each key and answers a placeholder."""
     asked: dict[str, None] = {}
 
     def note(key: str) -> Resource:
@@ -205,11 +212,11 @@ def _lookups(record: PatientRecord, encounter: Resource) -> list[str]:
         rtype, _, rid = key.partition("/")
         return {"resourceType": rtype, "id": rid}
 
-    resources = [r for rtype in sorted(STAY_RESOURCE_TYPES) for r in record.of_type(rtype)]
+    resources = [r for rtype in sorted(scope.resource_types) for r in record.of_type(rtype)]
     probe = PatientRecord(record.patient_id, resources, lookup=note)
-    # Malformed data makes the probe fail: the real build_context reports it; we prefetch less.
+    # Malformed data makes the probe fail: the real build reports it; we prefetch less.
     with suppress(FhirgenError, LookupError, TypeError, ValueError, AttributeError):
-        build_context(probe, encounter)
+        scope.build(probe, encounter)
     return list(asked)
 
 

@@ -43,7 +43,8 @@ class SignInFailure(Base):
     """Wrong passwords for one account from one client (a hashed address or IPv6 /64).
 
     From the ``MAX_FAILED_LOGINS``-th on, that client, and only that one, is refused for that
-    account until ``locked_until`` (doubling with each further failure); see ``fhirgen.users``.
+    account until ``locked_until`` (doubling with each further failure); see
+    ``fhirgen.service.users``.
     """
 
     __tablename__ = "sign_in_failures"

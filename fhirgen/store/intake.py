@@ -59,8 +59,8 @@ _SEEN_EVENTS = select(_EVENTS.c.id).where(
     _EVENTS.c.subscription_id == bindparam("sid"),
     _EVENTS.c.event_number == bindparam("number"),
 )
-# The (encounter, version) claims of fhirgen.jobs.read: a version with one is drafted or being
-# drafted (a failed job gives its claim up). By the primary key's leading column.
+# The (encounter, version) claims of fhirgen.service.jobs.read: a version with one is drafted or
+# being drafted (a failed job gives its claim up). By the primary key's leading column.
 _DRAFTS = Base.metadata.tables["drafts"]
 _DRAFTED = select(_DRAFTS.c.encounter_id, _DRAFTS.c.encounter_version, _DRAFTS.c.job_id).where(
     _DRAFTS.c.encounter_id.in_(bindparam("encounters", expanding=True)),

@@ -8,18 +8,21 @@ notifications carry no CSRF token) and the blueprint.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
-from fhirgen.users import console_session_key
+from fhirgen.service.users import console_session_key
+
+if TYPE_CHECKING:
+    from webhooks.app import WebhookState
 
 __all__ = ["init_console"]
 
 
-def init_console(app: Flask, state: Any) -> None:
+def init_console(app: Flask, state: WebhookState) -> None:
     """Register the console on ``app``; ``state`` is the app's ``WebhookState``."""
     from webhooks.console.auth import login_manager
     from webhooks.console.sso import init_sso

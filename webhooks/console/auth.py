@@ -8,15 +8,18 @@ import threading
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Response, abort, current_app, request
 from flask_login import LoginManager, UserMixin, current_user
 
 from fhirgen.caches import RecentCache
 from fhirgen.errors import BrokerUnavailable
-from fhirgen.users import User, get_user
+from fhirgen.service.users import User, get_user
 from workers.enqueue import broker_errors
+
+if TYPE_CHECKING:
+    from webhooks.app import WebhookState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,7 +126,7 @@ class SignInLimiter:
         self._local: RecentCache[str, tuple[float, int]] = RecentCache(10_000, window)
         self._lock = threading.Lock()
 
-    def allow(self, state: Any, address: str) -> bool:
+    def allow(self, state: WebhookState, address: str) -> bool:
         """Count one attempt from ``address``; False once over the limit."""
         key = hashlib.sha256(address.encode()).hexdigest()[:32]
         try:

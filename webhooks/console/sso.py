@@ -10,20 +10,24 @@ URI is ``<FHIRGEN_PUBLIC_URL>/console/login/sso/callback``: register that one at
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, redirect, render_template, session, url_for
 from flask_login import login_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from fhirgen.errors import FhirgenError
-from fhirgen.users import sign_in_external
+from fhirgen.service.users import sign_in_external
+
+if TYPE_CHECKING:
+    from fhirgen.config import Settings
+    from webhooks.app import WebhookState
 
 CALLBACK_PATH = "/console/login/sso/callback"
 _CLIENT = "fhirgen_sso"
 
 
-def init_sso(app: Flask, settings: Any) -> None:
+def init_sso(app: Flask, settings: Settings) -> None:
     """Register the provider on ``app`` when ``FHIRGEN_CONSOLE_OIDC_ISSUER`` is set."""
     if not settings.console_oidc_issuer:
         return
@@ -55,13 +59,13 @@ def _client() -> Any:
     return getattr(current_app.extensions[_CLIENT], _CLIENT)
 
 
-def start(settings: Any) -> BaseResponse:
+def start(settings: Settings) -> BaseResponse:
     """Send the browser to the provider."""
     redirect_uri = f"{str(settings.public_url).rstrip('/')}{CALLBACK_PATH}"
     return _client().authorize_redirect(redirect_uri)
 
 
-def finish(state: Any, address: str) -> BaseResponse | tuple[str, int]:
+def finish(state: WebhookState, address: str) -> BaseResponse | tuple[str, int]:
     """Complete the sign-in the provider sent back; refuse (and audit) what does not hold."""
     from authlib.integrations.base_client import OAuthError
     from joserfc.errors import JoseError  # what authlib's ID-token checks raise

@@ -1,8 +1,9 @@
 """The console's pages and actions under ``/console``.
 
-Reads go through ``fhirgen.console_queries``, changes through ``fhirgen.console_actions`` (which
-audit them); this module parses the request, checks the role, hands jobs to the broker and
-renders. Every view of a job page is audited, since it shows patient data.
+Reads go through ``fhirgen.service.console_queries``, changes through
+``fhirgen.service.console_actions`` (which audit them); this module parses the request, checks
+the role, hands jobs to the broker and renders. Every view of a job page is audited, since it
+shows patient data.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -30,17 +31,17 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
-from fhirgen import console_actions, console_queries
-from fhirgen.console_queries import AuditFilter, JobFilter
 from fhirgen.errors import BrokerUnavailable, StoreUnavailable
-from fhirgen.store import JOB_STATES, as_utc, utcnow
-from fhirgen.users import (
+from fhirgen.service import console_actions, console_queries
+from fhirgen.service.console_queries import AuditFilter, JobFilter
+from fhirgen.service.users import (
     UserError,
     authenticate,
     end_sessions,
     list_users,
     throttled,
 )
+from fhirgen.store import JOB_STATES, as_utc, utcnow
 from webhooks.console import charts, sso
 from webhooks.console.auth import (
     ConsoleUser,
@@ -58,6 +59,9 @@ blueprint = Blueprint(
     template_folder="templates",
     static_folder="static",
 )
+
+if TYPE_CHECKING:
+    from webhooks.app import WebhookState
 QUEUES = ("io", "gpu")
 WORKER_FRESH_SECONDS = 60.0  # four missed 15 s heartbeats
 SESSION_MAX_AGE = timedelta(hours=12)  # signed in at most this long, however active
@@ -66,8 +70,9 @@ _PUBLIC = {"console.login", "console.static", "console.sso_start", "console.sso_
 limiter = SignInLimiter()
 
 
-def _state() -> Any:
-    return current_app.extensions["fhirgen"]
+def _state() -> WebhookState:
+    state: WebhookState = current_app.extensions["fhirgen"]
+    return state
 
 
 # -- every request ----------------------------------------------------------------------------
@@ -249,7 +254,7 @@ def overview() -> str:
     )
 
 
-def _queue_depths(state: Any) -> dict[str, int] | None:
+def _queue_depths(state: WebhookState) -> dict[str, int] | None:
     """Messages waiting per queue (Redis LLEN), or None when Redis does not answer."""
     try:
         with broker_errors():
@@ -310,7 +315,7 @@ def jobs() -> str:
     page = console_queries.list_jobs(
         state.store, filters, before=args.get("before"), after=args.get("after")
     )
-    from fhirgen.generation import backend_names
+    from fhirgen.drafting.generation import backend_names
 
     kept = {k: v for k, v in args.items() if k not in ("before", "after") and v}
     return render_template(
@@ -431,7 +436,7 @@ def register_subscription() -> BaseResponse:
     from fhirgen.errors import FhirgenError
     from fhirgen.fhir.auth import auth_from_settings
     from fhirgen.fhir.client import FhirClient
-    from fhirgen.subscriptions import discover_topics, pick_discharge_topic
+    from fhirgen.service.subscriptions import discover_topics, pick_discharge_topic
 
     state = _state()
     settings = state.settings
