@@ -64,7 +64,7 @@ class Heartbeat:
         finally:
             # No pooled connection stays open in the main process, where prefork's
             # replacement children are forked from.
-            self.store.engine.dispose()
+            self.store.dispose()
 
     def stop(self) -> None:
         self._stop.set()

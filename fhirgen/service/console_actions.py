@@ -9,14 +9,11 @@ clicking at once change the job once, and the other gets ``ActionRefused``.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from sqlalchemy import Table, func, select
+from typing import Any
 
 from fhirgen.errors import FhirgenError
 from fhirgen.service.users import UserError, end_sessions, unlock
-from fhirgen.store import ACTIVE_STATES, Store
-from fhirgen.store.models import Job
+from fhirgen.store import Store
 
 __all__ = [
     "ActionRefused",
@@ -33,7 +30,6 @@ __all__ = [
 
 RETRYABLE = ("failed", "cancelled")
 CANCELLABLE = ("received", "reading", "generating")  # not "writing": the EHR may have it
-_JOBS = cast(Table, Job.__table__)
 
 
 class ActionRefused(FhirgenError):
@@ -81,20 +77,14 @@ def regenerate_job(store: Store, job_id: str, actor: str) -> str:
     job = _job(store, job_id)
     if job.state != "done":
         raise ActionRefused(f"only a done job can be regenerated (this one is {job.state})")
-    with store.engine.connect() as connection:
-        highest, busy = connection.execute(
-            select(
-                func.max(_JOBS.c.regeneration),
-                func.count().filter(_JOBS.c.state.in_(ACTIVE_STATES)),
-            ).where(_JOBS.c.encounter_id == job.encounter_id)
-        ).one()
+    highest, busy = store.regeneration_state(job.encounter_id)
     if busy:
         raise ActionRefused("this Encounter already has a job in progress; wait for it to finish")
     new_id, _ = store.create_job(
         job.encounter_id,
         source="manual",
         subscription_id=job.subscription_id,
-        regeneration=int(highest or 0) + 1,
+        regeneration=highest + 1,
     )
     store.audit(actor, "regenerate", job_id=job_id, detail=f"new job {new_id}")
     store.audit(actor, "regenerated-from", job_id=new_id, detail=f"replaces the draft of {job_id}")

@@ -190,6 +190,8 @@ class Store:
                 transaction.rollback()
 
     def dispose(self) -> None:
+        """Close every pooled connection (before a fork; after each heartbeat in a main process
+        that forks workers)."""
         self.engine.dispose()
 
     # -- subscriptions ----------------------------------------------------------------------
@@ -355,6 +357,18 @@ class Store:
             connection.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
 
     # -- jobs -------------------------------------------------------------------------------
+
+    def regeneration_state(self, encounter_id: str) -> tuple[int, int]:
+        """The Encounter's highest regeneration number (0 without jobs) and how many of its
+        jobs are in progress."""
+        with self._single.connect() as connection:
+            highest, busy = connection.execute(
+                select(
+                    func.max(Job.regeneration),
+                    func.count().filter(Job.state.in_(ACTIVE_STATES)),
+                ).where(Job.encounter_id == encounter_id)
+            ).one()
+        return int(highest or 0), int(busy)
 
     def create_job(
         self,
