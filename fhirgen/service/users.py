@@ -27,17 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
-
-from sqlalchemy import Table, delete, func, insert, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from typing import Any
 
 from fhirgen.errors import ConfigError, FhirgenError
 from fhirgen.service.vault import key_file
 from fhirgen.store import Store, as_utc, utcnow
-from fhirgen.store.console_models import ROLES, SignInFailure
-from fhirgen.store.console_models import User as _UserRow
+from fhirgen.store import users as records
+from fhirgen.store.console_models import ROLES
+from fhirgen.store.users import UserRows
 
 __all__ = [
     "EXTERNAL_PREFIX",
@@ -77,8 +74,6 @@ MIN_PASSWORD_LENGTH = 12
 # The password "hash" of a user an identity provider signs in: no password matches it.
 EXTERNAL_PREFIX = "external$"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,119}$")
-_USERS = cast(Table, _UserRow.__table__)
-_FAILURES = cast(Table, SignInFailure.__table__)
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 
 
@@ -237,11 +232,8 @@ def add_user(store: Store, name: str, role: str, password: str) -> User:
         "created_at": utcnow(),
         "failed_logins": 0,
     }
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(insert(_USERS).values(**values))
-    except IntegrityError:
-        raise UserError(f"user {username!r} exists") from None
+    if not records.try_add(store, values):
+        raise UserError(f"user {username!r} exists")
     user = get_user(store, username)
     assert user is not None
     return user
@@ -250,15 +242,11 @@ def add_user(store: Store, name: str, role: str, password: str) -> User:
 def _change(store: Store, name: str, **values: Any) -> User:
     """Update a user's row and raise its session epoch (their sessions end) in one step."""
     username = _check_name(name)
-    with store.engine.begin() as connection:
-        changed = connection.execute(
-            update(_USERS)
-            .where(_USERS.c.username == username)
-            .values(session_epoch=_USERS.c.session_epoch + 1, **values)
-        )
-        if changed.rowcount and "password_hash" in values:
-            connection.execute(delete(_FAILURES).where(_FAILURES.c.username == username))
-    if not changed.rowcount:
+    with records.writing(store) as rows:
+        changed = rows.change(username, values, end_sessions=True)
+        if changed and "password_hash" in values:
+            rows.forget_failures(username)
+    if not changed:
         raise UserError(f"no user {username!r}")
     user = get_user(store, username)
     assert user is not None
@@ -308,28 +296,27 @@ def sign_in_external(
     now = now or utcnow()
     identity = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:32]
     marker = f"{EXTERNAL_PREFIX}{identity}"
-    with store.engine.begin() as connection:
-        row = connection.execute(select(_USERS).where(_USERS.c.username == username)).first()
+    with records.writing(store) as rows:
+        row = rows.find(username)
         if row is None:
-            connection.execute(
-                insert(_USERS).values(
-                    username=username,
-                    password_hash=marker,
-                    role=role,
-                    created_at=now,
-                    last_login_at=now,
-                    failed_logins=0,
-                )
+            rows.add(
+                {
+                    "username": username,
+                    "password_hash": marker,
+                    "role": role,
+                    "created_at": now,
+                    "last_login_at": now,
+                    "failed_logins": 0,
+                }
             )
         elif row.password_hash != marker:
             raise UserError(f"user {username!r} exists and is not this provider's")
         elif row.disabled_at is not None:
             raise UserError(f"user {username!r} is disabled")
         else:
-            values: dict[str, Any] = {"role": role, "last_login_at": now}
-            if row.role != role:  # the provider changed their groups: earlier sessions end
-                values["session_epoch"] = _USERS.c.session_epoch + 1
-            connection.execute(update(_USERS).where(_USERS.c.id == row.id).values(**values))
+            # Where the provider changed their groups, earlier sessions end.
+            regrouped = row.role != role
+            rows.change(int(row.id), {"role": role, "last_login_at": now}, end_sessions=regrouped)
     user = get_user(store, username)
     assert user is not None
     return user
@@ -337,17 +324,17 @@ def sign_in_external(
 
 def get_user(store: Store, name_or_id: str | int) -> User | None:
     """A user by name, or by numeric id."""
-    column = _USERS.c.id if isinstance(name_or_id, int) else _USERS.c.username
     key = name_or_id if isinstance(name_or_id, int) else name_or_id.strip().lower()
-    with store.engine.connect() as connection:
-        row = connection.execute(select(_USERS).where(column == key)).first()
+    with records.reading(store) as rows:
+        row = rows.find(key)
     return _user(row) if row is not None else None
 
 
 def list_users(store: Store) -> list[User]:
-    with store.engine.connect() as connection:
-        rows = connection.execute(select(_USERS).order_by(_USERS.c.username)).all()
-    return [_user(row) for row in rows]
+    """Every console user, by name."""
+    with records.reading(store) as rows:
+        found = rows.all_users()
+    return [_user(row) for row in found]
 
 
 def authenticate(
@@ -370,10 +357,9 @@ def authenticate(
     now = now or utcnow()
     username = name.strip().lower()[:120]
     key = source_key(source)
-    where = (_FAILURES.c.username == username) & (_FAILURES.c.source == key)
-    with store.engine.connect() as connection:
-        row = connection.execute(select(_USERS).where(_USERS.c.username == username)).first()
-        failed = connection.execute(select(_FAILURES).where(where)).first() if row else None
+    with records.reading(store) as rows:
+        row = rows.find(username)
+        failed = rows.failures(username, key) if row else None
     if row is None:
         verify_password(_dummy_hash(), password)
         return None
@@ -382,60 +368,35 @@ def authenticate(
     locked = as_utc(failed.locked_until) if failed is not None else None
     if row.disabled_at is not None or (locked is not None and locked > now):
         return None
-    with store.engine.begin() as connection:
+    with records.writing(store) as rows:
         if not matches:
-            _count_failure(connection, username, key, failed, now)
+            _count_failure(rows, username, key, failed, now)
             return None
         if failed is not None:
-            connection.execute(delete(_FAILURES).where(where))
+            rows.forget_failures(username, source=key)
         values: dict[str, Any] = {"last_login_at": now}
         if _needs_rehash(row.password_hash):
             values["password_hash"] = hash_password(password)
-        connection.execute(update(_USERS).where(_USERS.c.id == row.id).values(**values))
+        rows.change(int(row.id), values)
     return get_user(store, int(row.id))
 
 
-def _count_failure(
-    connection: Connection, username: str, key: str, failed: Any, now: datetime
-) -> None:
+def _count_failure(rows: UserRows, username: str, key: str, failed: Any, now: datetime) -> None:
     """One more wrong password for ``username`` from ``key``; lock that pair from the
     ``MAX_FAILED_LOGINS``-th on."""
-    where = (_FAILURES.c.username == username) & (_FAILURES.c.source == key)
     # Forget this account's counts a day old (this client's too): the table holds no more than
     # a day of guessing. No lock outlasts that (MAX_LOCKOUT is shorter).
-    connection.execute(
-        delete(_FAILURES).where(
-            _FAILURES.c.username == username, _FAILURES.c.last_failed_at < now - FAILURE_MEMORY
-        )
-    )
+    rows.forget_failures(username, before=now - FAILURE_MEMORY)
     last = as_utc(failed.last_failed_at) if failed is not None else None
     if failed is None or last is None or now - last > FAILURE_MEMORY:
-        try:
-            with connection.begin_nested():
-                connection.execute(
-                    insert(_FAILURES).values(
-                        username=username, source=key, failures=1, last_failed_at=now
-                    )
-                )
+        if rows.start_count(username, key, now):
             count = 1
-        except IntegrityError:  # the same client failing twice at once: count on its row
-            count = _increment(connection, where, now)
+        else:  # the same client failing twice at once: count on its row
+            count = rows.count_failure(username, key, now)
     else:
-        count = _increment(connection, where, now)
+        count = rows.count_failure(username, key, now)
     if count >= MAX_FAILED_LOGINS:
-        connection.execute(
-            update(_FAILURES).where(where).values(locked_until=now + lockout_for(count))
-        )
-
-
-def _increment(connection: Connection, where: Any, now: datetime) -> int:
-    updated = connection.execute(
-        update(_FAILURES)
-        .where(where)
-        .values(failures=_FAILURES.c.failures + 1, last_failed_at=now)
-        .returning(_FAILURES.c.failures)
-    ).first()
-    return int(updated[0]) if updated is not None else 1
+        rows.lock(username, key, now + lockout_for(count))
 
 
 def lockout_for(failures: int) -> timedelta:
@@ -466,13 +427,8 @@ def source_key(address: str) -> str:
 
 def throttled(store: Store, *, now: datetime | None = None) -> dict[str, int]:
     """How many sources are refused right now, by user name (users with none left out)."""
-    with store.engine.connect() as connection:
-        rows = connection.execute(
-            select(_FAILURES.c.username, func.count())
-            .where(_FAILURES.c.locked_until > (now or utcnow()))
-            .group_by(_FAILURES.c.username)
-        ).all()
-    return {str(name): int(count) for name, count in rows}
+    with records.reading(store) as rows:
+        return rows.locked(now or utcnow())
 
 
 def unlock(store: Store, name: str) -> int:
@@ -481,9 +437,8 @@ def unlock(store: Store, name: str) -> int:
     username = _check_name(name)
     if get_user(store, username) is None:
         raise UserError(f"no user {username!r}")
-    with store.engine.begin() as connection:
-        cleared = connection.execute(delete(_FAILURES).where(_FAILURES.c.username == username))
-    return int(cleared.rowcount or 0)
+    with records.writing(store) as rows:
+        return rows.forget_failures(username)
 
 
 # -- the console's session key ----------------------------------------------------------------
