@@ -28,9 +28,8 @@ from click.testing import CliRunner
 
 from fhirgen.config import load_settings
 from fhirgen.errors import ConfigError
-from fhirgen.service import console_actions, console_queries
+from fhirgen.service import console_actions, console_settings
 from fhirgen.service.console_actions import ActionRefused
-from fhirgen.service.console_queries import AuditFilter, JobFilter
 from fhirgen.service.heartbeats import WorkerInfo, beat, forget
 from fhirgen.service.users import (
     LOCKOUT,
@@ -44,6 +43,8 @@ from fhirgen.service.users import (
     verify_password,
 )
 from fhirgen.store import Store, utcnow
+from fhirgen.store import console as queries
+from fhirgen.store.console import AuditFilter, JobFilter
 from fhirgen.store.console_models import User as UserRow
 from fhirgen.store.models import Base, Job
 from tests.databases import fresh_database
@@ -277,7 +278,7 @@ def test_overview_counts_throughput_and_latency_percentiles(any_store: Store) ->
     rows.append(_job_row("old", NOW - timedelta(days=3), finished_at=NOW - timedelta(days=3)))
     rows.append(_job_row("w1", NOW - timedelta(minutes=1), "received"))
     _insert_jobs(any_store, rows)
-    o = console_queries.overview(any_store, now=NOW)
+    o = queries.overview(any_store, now=NOW)
     assert o.states["done"] == 11 and o.states["failed"] == 3 and o.states["received"] == 1
     assert o.states_24h["done"] == 10 and o.total == 15
     assert len(o.hours) == 24 and o.hours[-1].hour == NOW.replace(minute=0)
@@ -285,17 +286,17 @@ def test_overview_counts_throughput_and_latency_percentiles(any_store: Store) ->
     assert (hour.done, hour.failed) == (10, 0)
     assert sum(p.failed for p in o.hours) == 3
     minutes = [10.0 * (n + 1) * 60 for n in range(10)]
-    assert hour.p50 == pytest.approx(console_queries.percentile(minutes, 0.5), rel=1e-6)
-    assert o.p95 == pytest.approx(console_queries.percentile(minutes, 0.95), rel=1e-6)
+    assert hour.p50 == pytest.approx(queries.percentile(minutes, 0.5), rel=1e-6)
+    assert o.p95 == pytest.approx(queries.percentile(minutes, 0.95), rel=1e-6)
     assert o.p50 == pytest.approx(3300.0)  # percentile_cont of 10..100 minutes: 55 min
     assert o.failures[0] == ("EHR said 404", 2)
 
 
 def test_percentile_interpolates_like_percentile_cont() -> None:
-    assert console_queries.percentile([], 0.5) is None
-    assert console_queries.percentile([4.0], 0.95) == 4.0
-    assert console_queries.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
-    assert console_queries.percentile([0.0, 10.0], 0.95) == pytest.approx(9.5)
+    assert queries.percentile([], 0.5) is None
+    assert queries.percentile([4.0], 0.95) == 4.0
+    assert queries.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert queries.percentile([0.0, 10.0], 0.95) == pytest.approx(9.5)
 
 
 def test_job_list_filters_and_keyset_pages(any_store: Store) -> None:
@@ -314,11 +315,11 @@ def test_job_list_filters_and_keyset_pages(any_store: Store) -> None:
     rows.append(_job_row("tie", NOW - timedelta(hours=4), encounter_id="other"))  # same time
     _insert_jobs(any_store, rows)
     seen: list[str] = []
-    page = console_queries.list_jobs(any_store, limit=5)
+    page = queries.list_jobs(any_store, limit=5)
     assert page.total == 24 and page.newer is None
     pages = [page]
     while page.older:
-        page = console_queries.list_jobs(any_store, before=page.older, limit=5)
+        page = queries.list_jobs(any_store, before=page.older, limit=5)
         pages.append(page)
     for each in pages:
         seen.extend(r.id for r in each.rows)
@@ -326,11 +327,11 @@ def test_job_list_filters_and_keyset_pages(any_store: Store) -> None:
     created = [r.created_at for p in pages for r in p.rows]
     assert created == sorted(created, reverse=True)
     # Back one page from the last: the same rows as on the way there.
-    back = console_queries.list_jobs(any_store, after=pages[-1].newer, limit=5)
+    back = queries.list_jobs(any_store, after=pages[-1].newer, limit=5)
     assert [r.id for r in back.rows] == [r.id for r in pages[-2].rows]
 
     def ids(**filters: Any) -> set[str]:
-        return {r.id for r in console_queries.list_jobs(any_store, JobFilter(**filters)).rows}
+        return {r.id for r in queries.list_jobs(any_store, JobFilter(**filters)).rows}
 
     assert ids(state="failed") == {f"j{n:02d}" for n in range(0, 23, 3)}
     assert ids(subscription_id="sub-a", backend="openai") == {"j01", "j03"}
@@ -351,8 +352,8 @@ def test_job_detail_decodes_artifacts_and_builds_the_timeline(store: Store) -> N
     store.advance(job_id, ("reading",), "failed", reason="EHR said 404")
     facts = [{"id": "f1", "kind": "stay", "text": "Stayed 3 days", "sources": ["Encounter/enc-9"]}]
     store.put_artifact(job_id, "facts", json.dumps(facts).encode())
-    detail = console_queries.job_detail(store, job_id)
-    assert detail is not None and console_queries.job_detail(store, "nope") is None
+    detail = queries.job_detail(store, job_id)
+    assert detail is not None and queries.job_detail(store, "nope") is None
     assert detail.facts == facts and detail.facts_by_id["f1"]["text"] == "Stayed 3 days"
     assert detail.drafts is None and detail.steps == [("read", 120.0)]
     whats = [e.what for e in detail.timeline]
@@ -367,7 +368,7 @@ def test_subscriptions_with_counts(store: Store) -> None:
     store.add_subscription(id="s2", kind="topic", criteria="t")
     store.record_notification("s1", "rest-hook", events=[(None, "Encounter/e1")])
     store.record_notification("s1", "rest-hook", events=[(None, "Encounter/e2")])
-    summary = {s.subscription.id: s for s in console_queries.subscriptions(store)}
+    summary = {s.subscription.id: s for s in queries.subscriptions(store)}
     assert (summary["s1"].events, summary["s1"].jobs) == (2, 2)
     assert (summary["s2"].events, summary["s2"].jobs, summary["s2"].last_event_at) == (0, 0, None)
 
@@ -376,17 +377,17 @@ def test_audit_filters_paging_and_csv(store: Store) -> None:
     for n in range(7):
         store.audit("ann" if n % 2 else "bob", "view-job", job_id=f"job{n}")
     store.audit("bob", "retry", job_id="job1", detail='=HYPERLINK("http://evil")')
-    page = console_queries.audit_page(store, AuditFilter(actor="bob"), limit=3)
+    page = queries.audit_page(store, AuditFilter(actor="bob"), limit=3)
     assert [r.actor for r in page.rows] == ["bob"] * 3 and page.older is not None
-    rest = console_queries.audit_page(store, AuditFilter(actor="bob"), before=page.older, limit=3)
+    rest = queries.audit_page(store, AuditFilter(actor="bob"), before=page.older, limit=3)
     assert len(rest.rows) == 2 and rest.older is None
-    assert len(console_queries.audit_page(store, AuditFilter(job_id="job1")).rows) == 2
-    assert len(console_queries.audit_page(store, AuditFilter(action="retry")).rows) == 1
+    assert len(queries.audit_page(store, AuditFilter(job_id="job1")).rows) == 2
+    assert len(queries.audit_page(store, AuditFilter(action="retry")).rows) == 1
     tomorrow = utcnow() + timedelta(days=1)
-    assert console_queries.audit_page(store, AuditFilter(since=tomorrow)).rows == []
-    text = "".join(console_queries.audit_csv(store, AuditFilter(actor="bob"), batch=2))
+    assert queries.audit_page(store, AuditFilter(since=tomorrow)).rows == []
+    text = "".join(queries.audit_csv(store, AuditFilter(actor="bob"), batch=2))
     table = list(csv.reader(io.StringIO(text)))
-    assert table[0] == list(console_queries.CSV_HEADER) and len(table) == 6
+    assert table[0] == list(queries.CSV_HEADER) and len(table) == 6
     assert table[1][3] == "retry" and table[1][5].startswith("'=")  # no formula in a spreadsheet
 
 
@@ -395,12 +396,10 @@ def test_workers_alive_from_heartbeats(store: Store) -> None:
     beat(store, info, now=NOW)
     beat(store, info, now=NOW + timedelta(seconds=15))  # refreshes, no second row
     beat(store, WorkerInfo("gpu@host", "host", ("gpu",), "openai", "m", 7, NOW), now=NOW)
-    alive = console_queries.workers_alive(store, within=60, now=NOW + timedelta(seconds=70))
+    alive = queries.workers_alive(store, within=60, now=NOW + timedelta(seconds=70))
     assert [w.name for w in alive] == ["io@host"]
     forget(store, "io@host")
-    assert [w.name for w in console_queries.workers_alive(store, within=60, now=NOW)] == [
-        "gpu@host"
-    ]
+    assert [w.name for w in queries.workers_alive(store, within=60, now=NOW)] == ["gpu@host"]
 
 
 def test_heartbeat_thread_writes_and_removes_its_row(store: Store) -> None:
@@ -412,11 +411,11 @@ def test_heartbeat_thread_writes_and_removes_its_row(store: Store) -> None:
     heartbeat = Heartbeat(store, info, every=0.05)
     heartbeat.start()
     deadline = time.monotonic() + 5
-    while not console_queries.workers_alive(store) and time.monotonic() < deadline:
+    while not queries.workers_alive(store) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [w.name for w in console_queries.workers_alive(store)] == ["io-gpu@test"]
+    assert [w.name for w in queries.workers_alive(store)] == ["io-gpu@test"]
     heartbeat.stop()
-    assert console_queries.workers_alive(store) == []
+    assert queries.workers_alive(store) == []
 
 
 def test_effective_settings_mask_secrets(tmp_path: Path) -> None:
@@ -426,7 +425,7 @@ def test_effective_settings_mask_secrets(tmp_path: Path) -> None:
         ehr_token="token-value",
         database_url="postgresql+psycopg://fhirgen:db-password@db:5432/fhirgen",
     )
-    rows = {r.name: r for r in console_queries.effective_settings(settings)}
+    rows = {r.name: r for r in console_settings.effective_settings(settings)}
     shown = " ".join(r.value for r in rows.values())
     assert "very secret" not in shown and "token-value" not in shown and "db-password" not in shown
     assert rows["secret_key"].masked and rows["ehr_token"].masked
@@ -807,7 +806,7 @@ def test_audit_csv_export(console: Console) -> None:
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == list(console_queries.CSV_HEADER)
+    assert rows[0] == list(queries.CSV_HEADER)
     assert [(r[2], r[3], r[4]) for r in rows[1:]] == [("viewer", "view-job", job_id)]
     assert console.store.audit_entries()[0].action == "export-audit"
 

@@ -774,7 +774,7 @@ def test_a_failed_intake_leaves_nothing_behind_and_the_next_one_records(tmp_path
 def test_partial_indexes_still_serve_the_queries_that_need_them(tmp_path):
     """Indexes the intake no longer writes for a new job or a rest-hook event (migration 0007)
     must still be the ones SQLite picks for the lookups and console filters they exist for."""
-    from fhirgen.service.console_queries import JobFilter
+    from fhirgen.store.console import JobFilter
     from fhirgen.store.intake import _SEEN_EVENTS
     from fhirgen.store.models import Job, NotificationEvent
 

@@ -1,9 +1,9 @@
 """The console's pages and actions under ``/console``.
 
-Reads go through ``fhirgen.service.console_queries``, changes through
-``fhirgen.service.console_actions`` (which audit them); this module parses the request, checks
-the role, hands jobs to the broker and renders. Every view of a job page is audited, since it
-shows patient data.
+Reads go through ``fhirgen.store.console`` (the settings page through
+``fhirgen.service.console_settings``), changes through ``fhirgen.service.console_actions`` (which
+audit them); this module parses the request, checks the role, hands jobs to the broker and
+renders. Every view of a job page is audited, since it shows patient data.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from fhirgen.errors import BrokerUnavailable, StoreUnavailable
-from fhirgen.service import console_actions, console_queries
-from fhirgen.service.console_queries import AuditFilter, JobFilter
+from fhirgen.service import console_actions, console_settings
 from fhirgen.service.users import (
     UserError,
     authenticate,
@@ -42,6 +41,8 @@ from fhirgen.service.users import (
     throttled,
 )
 from fhirgen.store import JOB_STATES, as_utc, utcnow
+from fhirgen.store import console as queries
+from fhirgen.store.console import AuditFilter, JobFilter
 from webhooks.console import charts, sso
 from webhooks.console.auth import (
     ConsoleUser,
@@ -224,7 +225,7 @@ def logout() -> BaseResponse:
 @login_required
 def overview() -> str:
     state = _state()
-    numbers = console_queries.overview(state.store)
+    numbers = queries.overview(state.store)
     labels = [point.hour.strftime("%H:00") for point in numbers.hours]
     throughput = charts.stacked_bars(
         "Jobs finished per hour, last 24 hours",
@@ -249,7 +250,7 @@ def overview() -> str:
         throughput=throughput,
         latency=latency,
         queues=_queue_depths(state),
-        workers=console_queries.workers_alive(state.store, within=WORKER_FRESH_SECONDS),
+        workers=queries.workers_alive(state.store, within=WORKER_FRESH_SECONDS),
         duration=charts.duration,
     )
 
@@ -294,7 +295,7 @@ def _row_id(value: str | None, field: str) -> int | None:
     if not value or not (value.isascii() and value.isdigit()):  # not "²": int() refuses it
         return None
     number = int(value[:40])
-    if len(value) > 19 or number > console_queries.MAX_ROW_ID:
+    if len(value) > 19 or number > queries.MAX_ROW_ID:
         abort(400, f"{field}: {value[:40]!r} is out of range.")
     return number
 
@@ -312,7 +313,7 @@ def jobs() -> str:
         backend=args.get("backend") or None,
         encounter=(args.get("q") or "").strip()[:64] or None,
     )
-    page = console_queries.list_jobs(
+    page = queries.list_jobs(
         state.store, filters, before=args.get("before"), after=args.get("after")
     )
     from fhirgen.drafting.generation import backend_names
@@ -324,7 +325,7 @@ def jobs() -> str:
         args=args,
         kept=kept,
         states=JOB_STATES,
-        subscriptions=console_queries.subscription_ids(state.store),
+        subscriptions=queries.subscription_ids(state.store),
         backends=backend_names(),
     )
 
@@ -333,11 +334,11 @@ def jobs() -> str:
 @login_required
 def job(job_id: str) -> str:
     state = _state()
-    detail = console_queries.job_detail(state.store, job_id[:64])
+    detail = queries.job_detail(state.store, job_id[:64])
     if detail is None:
         abort(404)
     # The page shows patient data: who looked, and when, goes to the audit log.
-    state.store.audit(actor(), console_queries.VIEW_ACTION, job_id=detail.job.id)
+    state.store.audit(actor(), queries.VIEW_ACTION, job_id=detail.job.id)
     return render_template(
         "console/job.html",
         d=detail,
@@ -404,7 +405,7 @@ def subscriptions() -> str:
     state = _state()
     return render_template(
         "console/subscriptions.html",
-        rows=console_queries.subscriptions(state.store),
+        rows=queries.subscriptions(state.store),
         ehr_configured=bool(state.settings.ehr_base_url),
         public_url=state.settings.public_url,
     )
@@ -516,7 +517,7 @@ def _audit_filter() -> AuditFilter:
 @blueprint.get("/audit")
 @login_required
 def audit() -> str:
-    page = console_queries.audit_page(
+    page = queries.audit_page(
         _state().store, _audit_filter(), before=_row_id(request.args.get("before"), "before")
     )
     kept = {k: v for k, v in request.args.items() if k != "before" and v}
@@ -582,7 +583,7 @@ def audit_csv() -> Response:
     store.audit(actor(), "export-audit", detail=request.query_string.decode()[:500] or None)
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     return Response(
-        console_queries.audit_csv(store, filters),
+        queries.audit_csv(store, filters),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="fhirgen-audit-{stamp}.csv"'},
     )
@@ -595,7 +596,7 @@ def audit_csv() -> Response:
 @login_required
 def settings() -> str:
     return render_template(
-        "console/settings.html", rows=console_queries.effective_settings(_state().settings)
+        "console/settings.html", rows=console_settings.effective_settings(_state().settings)
     )
 
 
