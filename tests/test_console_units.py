@@ -30,7 +30,6 @@ from fhirgen.config import load_settings
 from fhirgen.errors import ConfigError
 from fhirgen.service import console_actions, console_settings
 from fhirgen.service.console_actions import ActionRefused
-from fhirgen.service.heartbeats import WorkerInfo, beat, forget
 from fhirgen.service.users import (
     LOCKOUT,
     MAX_FAILED_LOGINS,
@@ -46,6 +45,7 @@ from fhirgen.store import Store, utcnow
 from fhirgen.store import console as queries
 from fhirgen.store.console import AuditFilter, JobFilter
 from fhirgen.store.console_models import User as UserRow
+from fhirgen.store.heartbeats import WorkerInfo, beat, forget
 from fhirgen.store.models import Base, Job
 from tests.databases import fresh_database
 from tests.live import test_redis_url as redis_for_test  # a helper, not a test

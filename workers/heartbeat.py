@@ -20,8 +20,8 @@ from celery.signals import worker_ready, worker_shutdown
 
 from fhirgen.config import load_settings
 from fhirgen.errors import StoreUnavailable
-from fhirgen.service.heartbeats import HEARTBEAT_SECONDS, WorkerInfo, beat, forget
 from fhirgen.store import Store, StoreError, utcnow
+from fhirgen.store.heartbeats import HEARTBEAT_SECONDS, WorkerInfo, beat, forget
 
 if TYPE_CHECKING:
     from fhirgen.config import Settings
