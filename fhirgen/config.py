@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         default=None,
         description="Encrypts stored subscription secrets; unset: a key kept in the data folder.",
     )
+    secret_key_previous: SecretStr | None = Field(
+        default=None,
+        description="Retired FHIRGEN_SECRET_KEY values, comma-separated: what they encrypted "
+        "still decrypts and is re-encrypted under the current key when the live system starts.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the webhook and workers."
     )

@@ -21,6 +21,8 @@ import click
 from fhirgen.config import Settings
 from fhirgen.files import keep_private, private_folder
 from fhirgen.service.broker import redis_url
+from fhirgen.service.subscriptions import rewrap_secrets
+from fhirgen.service.vault import Vault
 from fhirgen.store import Store
 
 GPU_QUEUE = "gpu"
@@ -33,6 +35,12 @@ def prepare(settings: Settings) -> dict[str, str]:
     private_folder(settings.data_dir)
     store = Store.from_settings(settings)
     store.migrate()
+    rewrapped = rewrap_secrets(store, Vault(settings))
+    if rewrapped:
+        click.echo(
+            f"re-encrypted {rewrapped} stored subscription secret(s) under the current key",
+            err=True,
+        )
     store.dispose()  # no pooled connection may cross into forked children
     env = dict(os.environ)
     env["FHIRGEN_REDIS_URL"] = redis_url(settings)  # an embedded Redis is started here, once

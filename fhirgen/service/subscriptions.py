@@ -225,6 +225,19 @@ def verify(subscription: Any, headers: Mapping[str, str], body: bytes, vault: Va
 _HMAC_KEYS: weakref.WeakKeyDictionary[Vault, RecentCache[str, str]] = weakref.WeakKeyDictionary()
 
 
+def rewrap_secrets(store: Store, vault: Vault) -> int:
+    """Re-encrypt stored HMAC keys that an older or retired key encrypted under the vault's
+    current key (``Vault.rewrap``); returns how many changed."""
+    changed = 0
+    for subscription in store.subscriptions():
+        if subscription.hmac_secret:
+            rewrapped = vault.rewrap(subscription.hmac_secret)
+            if rewrapped is not None:
+                store.update_subscription(subscription.id, hmac_secret=rewrapped)
+                changed += 1
+    return changed
+
+
 def _hmac_key(vault: Vault, encrypted: str) -> str:
     """A subscription's HMAC key, decrypted once per process and vault (Fernet costs about as
     much as the rest of the check), not on every notification; at most 1024 keys, each for

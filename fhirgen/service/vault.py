@@ -1,4 +1,12 @@
-"""Secrets fhirgen keeps: subscription tokens hashed, HMAC keys encrypted, never logged."""
+"""Secrets fhirgen keeps: subscription tokens hashed, HMAC keys encrypted, never logged.
+
+The vault's key comes from ``FHIRGEN_SECRET_KEY`` through scrypt (``cryptography``'s KDF), so a
+passphrase is as costly to guess as a password hash; unset, it is a random Fernet key kept in
+the data folder. ``FHIRGEN_SECRET_KEY_PREVIOUS`` (comma-separated) names keys being retired:
+what they encrypted still decrypts (``MultiFernet``), and ``rewrap`` re-encrypts it under the
+current key. Vaults written before the KDF (a bare SHA-256 of the passphrase) read the same way
+and are re-encrypted when the live system starts.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,12 @@ import hashlib
 import hmac
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from fhirgen.errors import ConfigError
 
@@ -39,32 +49,75 @@ def signature_matches(body: bytes, signature: str, key: str) -> bool:
     return hmac.compare_digest(expected, given)
 
 
+# scrypt's cost (RFC 7914; 2**15 x 8 takes ~0.1 s and 32 MiB, once per process). The salt is
+# fixed, since every process must derive the same key; it only keeps this derivation apart from
+# any other use of the passphrase.
+_KDF_SALT = b"fhirgen vault key v2"
+_KDF_COST = {"n": 2**15, "r": 8, "p": 1}
+
+
+@lru_cache(maxsize=8)  # derived once per process, not per Vault
+def derived_fernet(passphrase: str) -> Fernet:
+    """The vault's Fernet key for ``passphrase``: scrypt, so a guess costs what it should."""
+    kdf = Scrypt(salt=_KDF_SALT, length=32, **_KDF_COST)
+    return Fernet(base64.urlsafe_b64encode(kdf.derive(passphrase.encode())))
+
+
+def _legacy_fernet(passphrase: str) -> Fernet:
+    """The key vaults had before the KDF: a bare SHA-256 of the passphrase (read only)."""
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(passphrase.encode()).digest()))
+
+
 class Vault:
     """Encrypts secrets that must be read back (HMAC keys) with a key from settings or disk."""
 
     def __init__(self, settings: Any) -> None:
         key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        previous = settings.secret_key_previous.get_secret_value() if _previous(settings) else ""
+        retired = [p.strip() for p in previous.split(",") if p.strip()]
         if key:
-            # Any passphrase becomes a Fernet key; a Fernet key passes through unchanged.
-            digest = hashlib.sha256(key.encode()).digest()
-            self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+            self._current = derived_fernet(key)
+            readers = [_legacy_fernet(key)]
         elif settings.database_url:
             # A shared database outlives any one container's data folder: a key file there
             # would leave the other processes unable to read the secrets.
             raise ConfigError("FHIRGEN_SECRET_KEY must be set when FHIRGEN_DATABASE_URL is")
         else:
-            self._fernet = Fernet(key_file(Path(settings.data_dir) / "secret.key"))
+            self._current = Fernet(key_file(Path(settings.data_dir) / "secret.key"))
+            readers = []
+        for old in retired:
+            readers += [derived_fernet(old), _legacy_fernet(old)]
+        self._fernet = MultiFernet([self._current, *readers])
 
     def encrypt(self, plain: str) -> str:
-        return self._fernet.encrypt(plain.encode()).decode()
+        return self._current.encrypt(plain.encode()).decode()
 
     def decrypt(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             raise ConfigError(
-                "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it was saved"
+                "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it was "
+                "saved (name the old key in FHIRGEN_SECRET_KEY_PREVIOUS)"
             ) from None
+
+    def rewrap(self, token: str) -> str | None:
+        """``token`` encrypted under the current key, or None when it already is."""
+        try:
+            self._current.decrypt(token.encode())
+            return None
+        except InvalidToken:
+            try:
+                return self._fernet.rotate(token.encode()).decode()
+            except InvalidToken:
+                raise ConfigError(
+                    "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it "
+                    "was saved (name the old key in FHIRGEN_SECRET_KEY_PREVIOUS)"
+                ) from None
+
+
+def _previous(settings: Any) -> bool:
+    return bool(getattr(settings, "secret_key_previous", None))
 
 
 def identifier_key(settings: Any) -> bytes:
