@@ -153,21 +153,42 @@ def test_a_taken_name_is_refused(store: Store) -> None:
         set_password(store, "dave", PASSWORD)
 
 
-def test_scrypt_hashes_verify_and_are_upgraded_on_sign_in(store: Store) -> None:
-    hashed = hash_password(PASSWORD, scheme="scrypt")
-    assert hashed.startswith("scrypt$") and verify_password(hashed, PASSWORD)
+def _legacy_scrypt_hash(password: str) -> str:
+    """A hash as versions before argon2-cffi was required wrote where it was missing."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**15, r=8, p=1, maxmem=2**26, dklen=32)
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    return f"scrypt$32768$8$1${b64(salt)}${b64(digest)}"
+
+
+def test_new_hashes_are_argon2id_only() -> None:
+    hashed = hash_password(PASSWORD)
+    assert hashed.startswith("$argon2id$") and verify_password(hashed, PASSWORD)
     assert not verify_password(hashed, PASSWORD + "!")
+    with pytest.raises(TypeError):
+        hash_password(PASSWORD, scheme="scrypt")  # type: ignore[call-arg]  # no other scheme
+
+
+def test_a_stored_scrypt_hash_signs_in_once_and_is_rehashed_to_argon2id(store: Store) -> None:
+    legacy = _legacy_scrypt_hash(PASSWORD)
+    assert verify_password(legacy, PASSWORD)
+    assert not verify_password(legacy, PASSWORD + "!")
     assert not verify_password("scrypt$garbage", PASSWORD)
+    assert not verify_password("scrypt$3$8$1$AAAA$AAAA", PASSWORD)  # N not a power of 2
     add_user(store, "erin", "viewer", PASSWORD)
     with store.engine.begin() as connection:
-        connection.execute(sa.update(UserRow).values(password_hash=hashed))
+        connection.execute(sa.update(UserRow).values(password_hash=legacy))
+    assert authenticate(store, "erin", PASSWORD + "!") is None  # a wrong one changes nothing
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.select(UserRow.password_hash)).scalar_one() == legacy
     assert authenticate(store, "erin", PASSWORD) is not None
     with store.engine.connect() as connection:
-        assert (
-            connection.execute(sa.select(UserRow.password_hash))
-            .scalar_one()
-            .startswith("$argon2id$")
-        )
+        rehashed = connection.execute(sa.select(UserRow.password_hash)).scalar_one()
+    assert rehashed.startswith("$argon2id$") and verify_password(rehashed, PASSWORD)
+    assert authenticate(store, "erin", PASSWORD) is not None  # and signs in on Argon2id
 
 
 def test_five_wrong_passwords_lock_that_client_out_for_five_minutes(store: Store) -> None:

@@ -1,10 +1,13 @@
 """Console users: adding them, their passwords and roles, signing in with throttling per client,
 and ending their sessions.
 
-Passwords are hashed with Argon2id (``argon2-cffi``, its RFC 9106 low-memory profile: 64 MiB,
-3 passes); where that package is missing, with scrypt from the standard library (N=2**15, r=8,
-p=1). Both kinds of stored hash verify, whichever is in use. Signing in takes the same time for
-an unknown user, a disabled one, a throttled client and a wrong password: each verifies a hash.
+Passwords are hashed with Argon2id only (``argon2-cffi``, a dependency; its RFC 9106 low-memory
+profile: 64 MiB, 3 passes). Earlier versions fell back to the standard library's scrypt where
+argon2-cffi was missing; such ``scrypt$…`` hashes still in a database verify, so no user is
+locked out, and the next successful sign-in replaces them with an Argon2id hash (as it does an
+Argon2id hash of weaker parameters). Nothing new is hashed with scrypt. Signing in takes the same
+time for an unknown user, a disabled one, a throttled client and a wrong password: each verifies
+a hash.
 
 Wrong passwords are counted per account *and* client (``source_key``: the address, an IPv6
 address by its /64): from the ``MAX_FAILED_LOGINS``-th on, that client is refused for that
@@ -28,6 +31,9 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from fhirgen.errors import ConfigError, FhirgenError
 from fhirgen.service.vault import key_file
@@ -54,7 +60,6 @@ __all__ = [
     "end_sessions",
     "get_user",
     "hash_password",
-    "hashing_scheme",
     "list_users",
     "lockout_for",
     "set_password",
@@ -74,7 +79,7 @@ MIN_PASSWORD_LENGTH = 12
 # The password "hash" of a user an identity provider signs in: no password matches it.
 EXTERNAL_PREFIX = "external$"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,119}$")
-_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+_HASHER = PasswordHasher()  # argon2-cffi's defaults: Argon2id, RFC 9106's low-memory profile
 
 
 class UserError(FhirgenError):
@@ -108,74 +113,45 @@ class User:
 # -- hashing ----------------------------------------------------------------------------------
 
 
-def hashing_scheme() -> str:
-    """``argon2id`` when argon2-cffi is installed, else ``scrypt``."""
-    return "argon2id" if _argon2() is not None else "scrypt"
-
-
-@cache
-def _argon2() -> Any:
-    try:
-        from argon2 import PasswordHasher
-    except ImportError:  # pragma: no cover - argon2-cffi is a dependency
-        return None
-    return PasswordHasher()
-
-
-def hash_password(password: str, *, scheme: str | None = None) -> str:
-    """A salted, slow hash of ``password`` (``$argon2id$…`` or ``scrypt$…``)."""
-    scheme = scheme or hashing_scheme()
-    if scheme == "argon2id":
-        hasher = _argon2()
-        if hasher is None:
-            raise ConfigError("argon2-cffi is not installed")
-        return str(hasher.hash(password))
-    salt = secrets.token_bytes(16)
-    digest = _scrypt(password, salt, **_SCRYPT)
-    n, r, p = _SCRYPT["n"], _SCRYPT["r"], _SCRYPT["p"]
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+def hash_password(password: str) -> str:
+    """A salted, slow Argon2id hash of ``password`` (``$argon2id$…``)."""
+    return _HASHER.hash(password)
 
 
 def verify_password(stored: str, password: str) -> bool:
-    """Whether ``password`` matches ``stored`` (either scheme), in constant time."""
+    """Whether ``password`` matches ``stored``, in constant time: an Argon2 hash, or a legacy
+    ``scrypt$…`` one (kept only until its user's next sign-in rehashes it)."""
     if stored.startswith("$argon2"):
-        hasher = _argon2()
-        if hasher is None:
-            return False
-        from argon2.exceptions import InvalidHashError, VerificationError
-
         try:
-            return bool(hasher.verify(stored, password))
+            return _HASHER.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return False
+    return _verify_legacy_scrypt(stored, password)
+
+
+def _needs_rehash(stored: str) -> bool:
+    """Whether a hash that just verified should be replaced: every legacy scrypt hash, and
+    Argon2 hashes made with other parameters than ``_HASHER``'s."""
+    if not stored.startswith("$argon2"):
+        return True
+    return _HASHER.check_needs_rehash(stored)
+
+
+def _verify_legacy_scrypt(stored: str, password: str) -> bool:
+    """``scrypt$N$r$p$salt$digest`` (URL-safe base64), as earlier versions wrote without
+    argon2-cffi: verified, never made."""
     parts = stored.split("$")
     if len(parts) != 6 or parts[0] != "scrypt":
         return False
     try:
         n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
         salt, expected = _unb64(parts[4]), _unb64(parts[5])
+        digest = hashlib.scrypt(
+            password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32
+        )
     except ValueError:
         return False
-    return hmac.compare_digest(_scrypt(password, salt, n=n, r=r, p=p), expected)
-
-
-def _needs_rehash(stored: str) -> bool:
-    hasher = _argon2()
-    if hasher is None:
-        return False
-    if not stored.startswith("$argon2"):
-        return True  # an scrypt hash made where argon2 was missing: upgrade it
-    return bool(hasher.check_needs_rehash(stored))
-
-
-def _scrypt(password: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32
-    )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return hmac.compare_digest(digest, expected)
 
 
 def _unb64(text: str) -> bytes:
