@@ -96,10 +96,7 @@ class Vault:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ConfigError(
-                "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it was "
-                "saved (name the old key in FHIRGEN_SECRET_KEY_PREVIOUS)"
-            ) from None
+            raise _undecryptable() from None
 
     def rewrap(self, token: str) -> str | None:
         """``token`` encrypted under the current key, or None when it already is."""
@@ -107,13 +104,18 @@ class Vault:
             self._current.decrypt(token.encode())
             return None
         except InvalidToken:
-            try:
-                return self._fernet.rotate(token.encode()).decode()
-            except InvalidToken:
-                raise ConfigError(
-                    "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it "
-                    "was saved (name the old key in FHIRGEN_SECRET_KEY_PREVIOUS)"
-                ) from None
+            pass
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise _undecryptable() from None
+
+
+def _undecryptable() -> ConfigError:
+    return ConfigError(
+        "a stored secret cannot be decrypted: FHIRGEN_SECRET_KEY changed since it was saved "
+        "(name the old key in FHIRGEN_SECRET_KEY_PREVIOUS)"
+    )
 
 
 def _previous(settings: Any) -> bool:
