@@ -299,6 +299,22 @@ def test_only_waiting_jobs_are_unsent_and_marking_sent_keeps_the_first_time(stor
     assert as_utc(store.job(waiting).enqueued_at) == first
 
 
+def test_on_postgresql_the_intake_waits_for_the_flush_and_the_mark_sent_does_not(store):
+    """A lost mark-sent costs a second send; a lost notification would cost a draft."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    (job_id,) = store.record_notification(SUB, "rest-hook", events=[(None, "Encounter/f")]).jobs
+    store.mark_sent([job_id])
+    assert store.job(job_id).enqueued_at is not None
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    with store._single.connect() as connection:  # the pool the mark-sent runs on
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        # the URL's own options (here the test's search_path) still hold
+        path = connection.exec_driver_sql("SHOW search_path").scalar()
+    assert path == store.engine.url.query["options"].split("=", 1)[1]
+
+
 def test_an_event_number_gap_is_detected_and_counted(store):
     first = store.record_notification(SUB, "event-notification", events=[(1, "Encounter/a")])
     assert first.gap is None
