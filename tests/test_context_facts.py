@@ -283,3 +283,21 @@ def test_note_text_decodes_declared_charset():
     }
     context = _context([*small_stay(), latin])
     assert any(n.text == "Température normale" for n in context.notes)
+
+
+def test_the_fingerprint_ignores_what_no_fact_says_and_follows_what_one_does():
+    """A new version of a finished Encounter for coding or billing is drafted alike; a new
+    discharge disposition is not."""
+    resources = small_stay()
+    first = _facts(resources).fingerprint()
+    assert len(first) == 64 and first == _facts(small_stay()).fingerprint()
+    encounter = next(r for r in resources if r["resourceType"] == "Encounter" and r["id"] == "e1")
+    encounter["meta"] = {"versionId": "7", "lastUpdated": "2026-03-09T08:00:00Z"}
+    encounter["account"] = [{"reference": "Account/billing-1"}]  # billing attached later
+    assert _facts(resources).fingerprint() == first
+    encounter["hospitalization"]["dischargeDisposition"] = concept(
+        "snf",
+        "Skilled nursing facility",
+        "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+    )
+    assert _facts(resources).fingerprint() != first

@@ -8,6 +8,7 @@ acknowledged notification's message.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -165,9 +166,11 @@ def test_a_worker_process_killed_mid_job_loses_nothing(ehr, proxy, system):
 
 def test_a_whole_worker_killed_mid_job_is_redelivered(ehr, proxy, system):
     stay = sample_stay("heart-failure")
-    other = {**discharged(stay)}
+    other = json.loads(json.dumps(discharged(stay)))
     # A second stay: the heart-failure patient's record again under new ids would be heavy;
-    # instead re-admit and re-discharge the same Encounter as a new version.
+    # instead re-admit and re-discharge the same Encounter as a new version, with a corrected
+    # disposition (a version whose facts are unchanged is not drafted again).
+    other["hospitalization"]["dischargeDisposition"]["text"] = "Home with services (corrected)"
     encounter_id = other["id"]
     proxy.add(Fault("GET", f"/Encounter/{encounter_id}", times=1, delay=4.0))
     started = len(proxy.started)

@@ -135,6 +135,47 @@ def test_the_same_notification_five_times_drafts_once(ehr, system, subscription)
     assert all(s == "skipped" for s in states if s != "done")
 
 
+def test_a_new_version_with_unchanged_facts_writes_nothing(ehr, system, subscription):
+    """EHRs update finished encounters all the time (coding, billing): each new version is
+    notified, and one that changes no fact of the stay adds no draft beside the first."""
+    stay = sample_stay("pneumonia")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    ehr.put_all([encounter])
+    wait_until(lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the draft")
+    wait_until(
+        lambda: all(
+            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter["id"])
+        ),
+        what="its jobs to settle",
+    )
+    before = {j.id for j in system.store.jobs(encounter_id=encounter["id"])}
+    billed = {**encounter, "account": [{"reference": "Account/billing-7"}]}
+    ehr.put_all([billed])  # a new version, still finished
+    job = wait_until(
+        lambda: next(
+            (
+                j
+                for j in system.store.jobs(encounter_id=encounter["id"])
+                if j.id not in before and j.state in ("done", "skipped", "failed")
+            ),
+            None,
+        ),
+        timeout=90,
+        what="the new version's job",
+    )
+    assert job.state == "skipped"
+    assert "facts are unchanged since the draft written by job" in job.reason
+    time.sleep(1)
+    found = drafts_in_ehr(ehr, encounter["id"])
+    assert {k: len(v) for k, v in found.items()} == {
+        "DocumentReference": 1,
+        "PatientInstructions": 1,
+        "CarePlan": 1,
+        "Provenance": 1,
+    }
+
+
 def test_an_older_version_arriving_late_changes_nothing(ehr, system, subscription):
     stay = sample_stay("hip-fracture")
     ehr.put_all(admitted(stay))

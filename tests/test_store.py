@@ -584,6 +584,18 @@ def test_latest_written_is_the_newest_document_of_other_jobs(store):
     assert store.latest_written("enc-2", other_than=current) is None
 
 
+def test_the_latest_written_draft_keeps_the_facts_fingerprint_its_job_read(store):
+    written, skipped, current = (_job(store, f"f{i}") for i in range(3))
+    store.claim_draft(written, "enc-1", "1", fingerprint="a" * 64)
+    store.record_written(written, "DocumentReference/d1")
+    time.sleep(0.01)
+    store.claim_draft(skipped, "enc-1", "2", fingerprint="a" * 64)  # claimed, never written
+    store.claim_draft(current, "enc-1", "3", fingerprint="b" * 64)
+    latest = store.latest_written_draft("enc-1", other_than=current)
+    assert latest == (written, "DocumentReference/d1", "a" * 64)
+    assert store.latest_written_draft("enc-2", other_than=current) is None
+
+
 # -- artifacts, audit, values ---------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from fhirgen.errors import StoreUnavailable
 from fhirgen.store import console_models as _console_models  # noqa: F401
 from fhirgen.store.audit import AuditMixin
 from fhirgen.store.common import as_utc, mapping, utcnow
-from fhirgen.store.drafts import DraftsMixin
+from fhirgen.store.drafts import DraftsMixin, WrittenDraft
 from fhirgen.store.engine import StoreError
 from fhirgen.store.intake import INACTIVE, IntakeResult, Received
 from fhirgen.store.jobs import ACTIVE_STATES, FINAL_STATES, JOB_STATES, JobsMixin
@@ -34,6 +34,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "WrittenDraft",
     "as_utc",
     "mapping",
     "utcnow",

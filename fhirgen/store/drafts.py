@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,13 +13,28 @@ from fhirgen.store.engine import Database
 from fhirgen.store.models import Draft
 
 
+class WrittenDraft(NamedTuple):
+    """A draft written back: the job that wrote it, its DocumentReference, its facts'
+    fingerprint."""
+
+    job_id: str
+    document_reference: str
+    facts_fingerprint: str | None
+
+
 class DraftsMixin(Database):
     """The ``Store``'s draft claims."""
 
     def claim_draft(
-        self, job_id: str, encounter_id: str, version: str, regeneration: int = 0
+        self,
+        job_id: str,
+        encounter_id: str,
+        version: str,
+        regeneration: int = 0,
+        fingerprint: str | None = None,
     ) -> str | None:
-        """Claim (encounter, version) for a job: None if granted, else the holding job id."""
+        """Claim (encounter, version) for a job: None if granted, else the holding job id.
+        ``fingerprint``: the facts' (``FactSet.fingerprint``) as the job read the stay."""
         with self.engine.begin() as connection:
             try:
                 with connection.begin_nested():
@@ -29,6 +45,7 @@ class DraftsMixin(Database):
                             kind="discharge",
                             regeneration=regeneration,
                             job_id=job_id,
+                            facts_fingerprint=fingerprint,
                             created_at=utcnow(),
                         )
                     )
@@ -73,6 +90,24 @@ class DraftsMixin(Database):
                 .limit(1)
             ).first()
         return row.document_reference if row else None
+
+    def latest_written_draft(self, encounter_id: str, *, other_than: str) -> WrittenDraft | None:
+        """The newest draft we wrote for an Encounter: its job, DocumentReference and facts'
+        fingerprint (None for drafts written before fingerprints were kept)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(Draft.job_id, Draft.document_reference, Draft.facts_fingerprint)
+                .where(
+                    Draft.encounter_id == encounter_id,
+                    Draft.document_reference.is_not(None),
+                    Draft.job_id != other_than,
+                )
+                .order_by(Draft.created_at.desc())
+                .limit(1)
+            ).first()
+        return (
+            WrittenDraft(row.job_id, row.document_reference, row.facts_fingerprint) if row else None
+        )
 
     def drafted_versions(self, encounter_ids: Iterable[str]) -> dict[str, set[str]]:
         """Versions already claimed per Encounter (reconciliation skips those)."""

@@ -166,6 +166,9 @@ class Draft(Base):
     regeneration: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(String(32))
     document_reference: Mapped[str | None] = mapped_column(String(200))
+    # FactSet.fingerprint of the stay as this job read it: a later version with the same one
+    # is not drafted again.
+    facts_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

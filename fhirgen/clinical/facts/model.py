@@ -6,8 +6,10 @@ is derived from its kind and sources (see builder.py), so the same record yields
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from enum import StrEnum
 
 
@@ -106,6 +108,15 @@ class FactSet:
     def of_kind(self, *kinds: FactKind) -> tuple[Fact, ...]:
         """Facts of the given kinds, in order."""
         return tuple(f for f in self.facts if f.kind in kinds)
+
+    def fingerprint(self) -> str:
+        """A digest of everything the facts say and cite (64 hex digits): equal for two
+        readings of a stay that would be drafted alike, whatever else changed in the record
+        (an Encounter's coding, billing or version). Sources cite resources without their
+        versions, so a new version of an unchanged resource keeps the fingerprint."""
+        stated = [[fact.kind.value, *astuple(fact)[2:]] for fact in self.facts]
+        text = json.dumps([self.encounter, stated], ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def absent(self, about: str) -> Fact | None:
         """The fact saying nothing of ``about`` is recorded, if the record holds none."""

@@ -8,7 +8,15 @@ from typing import Any
 
 import orjson
 
-from fhirgen.clinical.stay import encounter_class_codes, encounter_version, is_inpatient_stay
+from fhirgen.clinical.facts import extract_facts
+from fhirgen.clinical.stay import (
+    build_context,
+    encounter_class_codes,
+    encounter_version,
+    is_inpatient_stay,
+)
+from fhirgen.errors import PermanentError
+from fhirgen.fhir.record import PatientRecord
 from fhirgen.fhir.values import parse_time
 from fhirgen.service.jobs.dependencies import Services
 from fhirgen.service.jobs.steps import GENERATE, READ, _failing_on_permanent, _timed
@@ -34,9 +42,14 @@ def read(services: Services, job_id: str) -> str | None:
         reason = _not_a_stay(encounter, services.settings.inpatient_classes)
         holder = None
         if not reason:
-            holder = store.claim_draft(job_id, job.encounter_id, version, job.regeneration)
+            fingerprint = _facts_fingerprint(stay.record, encounter)
+            holder = store.claim_draft(
+                job_id, job.encounter_id, version, job.regeneration, fingerprint
+            )
             if holder is not None:
                 reason = f"already drafted for Encounter version {version} (job {holder})"
+            elif job.regeneration == 0:  # a regeneration is asked for: it drafts anyway
+                reason = _unchanged_since(store, job_id, job.encounter_id, fingerprint)
         if reason:
             store.advance(
                 job_id,
@@ -66,6 +79,28 @@ def read(services: Services, job_id: str) -> str | None:
             return None
     log.info("job %s read in %d round trips", job_id, stay.round_trips)
     return GENERATE
+
+
+def _facts_fingerprint(record: PatientRecord, encounter: dict[str, Any]) -> str | None:
+    """The stay's facts' fingerprint; None when its facts cannot be built (the generate step
+    then fails the job with the reason)."""
+    try:
+        return extract_facts(build_context(record, encounter)).fingerprint()
+    except PermanentError:
+        return None
+
+
+def _unchanged_since(store: Any, job_id: str, encounter_id: str, fingerprint: str | None) -> str:
+    """Why not to draft again: the last draft written for the Encounter has the same facts (an
+    update that changed no fact: coding, billing, a new version of the same stay). The
+    clinician already has that draft; another would only pile up beside it."""
+    written = store.latest_written_draft(encounter_id, other_than=job_id)
+    if fingerprint is None or written is None or written.facts_fingerprint != fingerprint:
+        return ""
+    return (
+        f"the stay's facts are unchanged since the draft written by job {written.job_id} "
+        f"({written.document_reference})"
+    )
 
 
 def _not_a_stay(encounter: dict[str, Any], classes: tuple[str, ...]) -> str:
