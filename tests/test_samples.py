@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -12,7 +11,8 @@ import pytest
 
 from fhirgen.clinical.readability import flesch_reading_ease
 from fhirgen.drafting.documents import DOCUMENT_KINDS, patient_instructions
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import SAMPLES
+from tools.samples.build import build_all
 
 HEART_FAILURE = "eu4L8PolKgWuJTua8jnJQwL3"
 PNEUMONIA = "19436125"
@@ -97,12 +97,7 @@ def _everything_written(drafts: Path, encounter: str) -> str:
 
 
 def test_samples_are_what_the_builder_writes(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "build_samples", ROOT / "tests/fixtures/build_samples.py"
-    )
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    written = builder.build_all(tmp_path)
+    written = build_all(tmp_path)
     assert written
     for path in written:
         committed = SAMPLES / path.relative_to(tmp_path)
