@@ -22,7 +22,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhirgen.errors import FhirgenError, InputError, PermanentError
-from fhirgen.fhir.client import FhirClient, NotFoundError
+from fhirgen.fhir.client import NotFoundError
+from fhirgen.fhir.protocol import FhirStore
 from fhirgen.fhir.record import (
     PatientRecord,
     Resource,
@@ -52,7 +53,7 @@ class StayRead:
     round_trips: int
 
 
-def read_stay(client: FhirClient, encounter_id: str, scope: StayScope) -> StayRead:
+def read_stay(client: FhirStore, encounter_id: str, scope: StayScope) -> StayRead:
     """Read everything ``scope`` needs for one Encounter.
 
     Raises ``NotFoundError`` when the Encounter does not exist, ``InputError`` when it names no
@@ -223,7 +224,7 @@ def _lookups(record: PatientRecord, encounter: Resource, scope: StayScope) -> li
 class _RemoteLookup:
     """Serves references from what was read, reading anything else from the EHR once."""
 
-    def __init__(self, client: FhirClient, known: Mapping[str, Resource | None]) -> None:
+    def __init__(self, client: FhirStore, known: Mapping[str, Resource | None]) -> None:
         self._client = client
         self._known = dict(known)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fhirgen.drafting.render import Claim, Conflict, claim_conflict, claims, provenance_key
 from fhirgen.errors import PermanentError
+from fhirgen.fhir.protocol import FhirStore
 from fhirgen.fhir.record import reference_key
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class IdentifierConflict(PermanentError):
         self.conflicts = tuple(conflicts)
 
 
-def _check_claims(client: Any, bundle: dict[str, Any]) -> set[str]:
+def _check_claims(client: FhirStore, bundle: dict[str, Any]) -> set[str]:
     """Before writing: who already holds the identifiers the Bundle's conditional creates claim.
 
     One ``batch`` reads each identifier's holders and our Provenance (its id is deterministic).
@@ -36,7 +37,7 @@ def _check_claims(client: Any, bundle: dict[str, Any]) -> set[str]:
         return set()
     provenance = provenance_key(bundle)
     found = client.batch([c.search for c in mine] + ([provenance] if provenance else []))
-    ours = (found[-1] or [None])[0] if provenance else None
+    ours = found[-1][0] if provenance and found[-1] else None
     conflicts = [
         conflict
         for claim, matches in zip(mine, found, strict=False)
@@ -48,7 +49,7 @@ def _check_claims(client: Any, bundle: dict[str, Any]) -> set[str]:
 
 
 def _check_written(
-    client: Any, bundle: dict[str, Any], response: dict[str, Any], ours: set[str]
+    client: FhirStore, bundle: dict[str, Any], response: dict[str, Any], ours: set[str]
 ) -> None:
     """After writing: a conditional create that found a resource the check before did not see
     (one created meanwhile) must have found ours; otherwise the Provenance we just wrote is
@@ -93,7 +94,10 @@ def _answers_by_claim(
 
 
 def _unlink_provenance(
-    client: Any, entries: list[dict[str, Any]], answers: list[dict[str, Any]], foreign: set[str]
+    client: FhirStore,
+    entries: list[dict[str, Any]],
+    answers: list[dict[str, Any]],
+    foreign: set[str],
 ) -> None:
     """PUT our Provenance again without the targets that turned out not to be ours."""
     for entry, answer in zip(entries, answers, strict=False):
