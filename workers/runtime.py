@@ -6,6 +6,7 @@ a database pool or a CUDA context must not cross a fork.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,16 @@ if TYPE_CHECKING:
     from fhirgen.config import Settings
 
 
+@dataclass(frozen=True)
+class WorkerServices(Services):
+    """``Services`` holding the SQL ``Store`` itself: besides the steps (which need only a
+    ``JobStore``), the tasks write its audit log, touch jobs and relay its outbox."""
+
+    store: Store
+
+
 @cache
-def services() -> Services:
+def services() -> WorkerServices:
     settings = load_settings()
     base_url = settings.ehr_base_url
     if not base_url:
@@ -37,7 +46,7 @@ def services() -> Services:
 
     # Loaded on first use in the worker process (never at import: CUDA does not survive fork).
     generator = cache(lambda: get_generator(settings.backend, settings))
-    return Services(store=store, settings=settings, client=client, generator=generator)
+    return WorkerServices(store=store, settings=settings, client=client, generator=generator)
 
 
 def _auth(settings: Settings) -> httpx.Auth | None:

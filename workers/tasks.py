@@ -33,7 +33,7 @@ from workers.enqueue import (
     enqueue_step,
     send_jobs,
 )
-from workers.runtime import services
+from workers.runtime import WorkerServices, services
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def generate(requests: list[SimpleRequest]) -> None:
         log.warning("generation batch: next step not sent (%s)", type(exc).__name__)
 
 
-def _retry_later(env: jobs.Services, job_ids: list[str], exc: TransientError) -> None:
+def _retry_later(env: WorkerServices, job_ids: list[str], exc: TransientError) -> None:
     """The model (or the store) could not take this batch right now: each job is sent again
     after Celery's backoff (or the ``Retry-After``), its attempts counted on the job.
 

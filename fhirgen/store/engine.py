@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
+from sqlalchemy.pool import Pool, StaticPool
 
 from fhirgen.errors import StoreUnavailable
 from fhirgen.files import private_file
@@ -25,9 +26,13 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 class Database:
     """The engine and the schema; the base every part of the ``Store`` builds on."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, poolclass: type[Pool] | None = None
+    ) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if poolclass is not None:
+            kwargs["poolclass"] = poolclass
         if url.startswith("sqlite"):
             # A file has no server to lose the connection to: no ping before each transaction.
             kwargs["pool_pre_ping"] = False
@@ -68,6 +73,18 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> Self:
         return cls(settings.resolved_database_url, **options)
+
+    @classmethod
+    def in_memory(cls) -> Self:
+        """The real store over a private in-memory SQLite database, migrated: what unit tests
+        use where the application asks for a ``JobStore`` (``fhirgen.service.ports``).
+
+        One connection shared by every thread (``StaticPool``), so the database lives as long
+        as this object and every caller sees the same one.
+        """
+        store = cls("sqlite://", poolclass=StaticPool)
+        store.migrate()
+        return store
 
     # -- schema -----------------------------------------------------------------------------
 

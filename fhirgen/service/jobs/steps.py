@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from fhirgen.errors import PermanentError
 from fhirgen.service.jobs.dependencies import Services
-from fhirgen.store import Store
+from fhirgen.service.ports import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def fail(services: Services, job_id: str, reason: str) -> None:
 
 
 @contextmanager
-def _timed(store: Store, job_id: str, step: str) -> Iterator[None]:
+def _timed(store: JobStore, job_id: str, step: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
         yield
@@ -41,7 +41,7 @@ def _timed(store: Store, job_id: str, step: str) -> Iterator[None]:
 
 
 @contextmanager
-def _failing_on_permanent(store: Store, job_id: str) -> Iterator[None]:
+def _failing_on_permanent(store: JobStore, job_id: str) -> Iterator[None]:
     try:
         yield
     except PermanentError as exc:
