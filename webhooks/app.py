@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from flask import Flask, Response, g, request
@@ -20,6 +20,10 @@ from fhirgen.service.broker import redis_url
 from fhirgen.service.vault import Vault
 from fhirgen.store import IntakeResult, Store
 
+if TYPE_CHECKING:
+    from celery import Celery
+    from sqlalchemy import Row
+
 log = logging.getLogger(__name__)
 
 
@@ -32,13 +36,13 @@ class WebhookState:
     vault: Vault
     # Active subscriptions' rows, read for their secrets, at most 1,024 and for 5 s each (the
     # webhook's own reads; whether one is still active the intake's transaction checks anew).
-    active_subscriptions: RecentCache[str, Any] = field(
+    active_subscriptions: RecentCache[str, Row[Any]] = field(
         default_factory=lambda: RecentCache(1024, 5.0)
     )
     _redis: redis.Redis | None = None
-    _celery: Any = None
+    _celery: Celery | None = None
 
-    def celery(self) -> Any:
+    def celery(self) -> Celery:
         """A Celery app on this app's broker (not the environment's), made on first use; its
         sends fail fast (a request never waits on a broker that is down)."""
         if self._celery is None:

@@ -33,7 +33,7 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    state = current_app.extensions["fhirgen"]
+    state: WebhookState = current_app.extensions["fhirgen"]
     checks: dict[str, str] = {}
     try:
         state.store.check_writable(_WRITE_WAIT_SECONDS)
@@ -59,7 +59,7 @@ def metrics() -> Response:
         from prometheus_client import REGISTRY
 
         registry = REGISTRY
-    state = current_app.extensions["fhirgen"]
+    state: WebhookState = current_app.extensions["fhirgen"]
     collector = _StoreCollector(state)
     registry.register(collector)
     try:

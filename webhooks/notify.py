@@ -14,7 +14,7 @@ through ``fhirgen.logs.loggable`` (cut, control characters escaped).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
@@ -41,9 +41,11 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 @blueprint.route("/fhir/notify/<subscription_id>", methods=_METHODS)
 @blueprint.route("/fhir/notify/<subscription_id>/<path_type>/<path_id>", methods=_METHODS)
-def notify(subscription_id: str, path_type: str | None = None, path_id: str | None = None) -> Any:
+def notify(
+    subscription_id: str, path_type: str | None = None, path_id: str | None = None
+) -> Response:
     """Check, record and send one notification; the answer for the EHR."""
-    state = current_app.extensions["fhirgen"]
+    state: WebhookState = current_app.extensions["fhirgen"]
     if not is_subscription_id(subscription_id):  # refused before any look-up
         return _refuse(404, "not-found", "not a subscription id", subscription_id)
     try:

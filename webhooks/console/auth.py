@@ -79,7 +79,8 @@ def _load(session_id: str) -> ConsoleUser | None:
     user_id = session_id.partition(":")[0]
     if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 18:
         return None
-    user = get_user(current_app.extensions["fhirgen"].store, int(user_id))
+    state: WebhookState = current_app.extensions["fhirgen"]
+    user = get_user(state.store, int(user_id))
     if user is None or user.disabled:
         return None
     if not hmac.compare_digest(user.session_id.encode(), session_id.encode()):

@@ -105,7 +105,7 @@ def finish(state: WebhookState, address: str) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("console.overview"))
 
 
-def role_for(groups: Any, settings: Any) -> str | None:
+def role_for(groups: Any, settings: Settings) -> str | None:
     """``admin``, ``viewer`` or None (refused) from the groups claim (a list or one string)."""
     names = {groups} if isinstance(groups, str) else {str(g) for g in groups or ()}
     if settings.console_oidc_admin_group in names:

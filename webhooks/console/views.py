@@ -62,7 +62,15 @@ blueprint = Blueprint(
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fhirgen.store import Store
     from webhooks.app import WebhookState
+
+    # A console action on one job (``fhirgen.service.console_actions``): the id of a job to
+    # send, or None.
+    JobAction = Callable[[Store, str, str], str | None]
+
 QUEUES = ("io", "gpu")
 WORKER_FRESH_SECONDS = 60.0  # four missed 15 s heartbeats
 SESSION_MAX_AGE = timedelta(hours=12)  # signed in at most this long, however active
@@ -358,7 +366,7 @@ def _enqueue(job_id: str) -> bool:
     return True
 
 
-def _job_action(job_id: str, act: Any, done: str) -> BaseResponse:
+def _job_action(job_id: str, act: JobAction, done: str) -> BaseResponse:
     try:
         result = act(_state().store, job_id, actor())
     except console_actions.ActionRefused as exc:
