@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from sqlalchemy import Row
 
-    from fhirgen.store import IntakeResult, Store
+    from fhirgen.store import IntakeResult, Store, WrittenDraft
 
 __all__ = ["JobStore"]
 
@@ -76,9 +76,15 @@ class JobStore(Protocol):
     # -- drafts -----------------------------------------------------------------------------
 
     def claim_draft(
-        self, job_id: str, encounter_id: str, version: str, regeneration: int = 0
+        self,
+        job_id: str,
+        encounter_id: str,
+        version: str,
+        regeneration: int = 0,
+        fingerprint: str | None = None,
     ) -> str | None:
-        """Claim (encounter, version) for a job: None if granted, else the holding job id."""
+        """Claim (encounter, version) for a job: None if granted, else the holding job id;
+        ``fingerprint`` is the stay's facts' as the job read them."""
         ...
 
     def release_draft(self, job_id: str) -> None:
@@ -91,6 +97,10 @@ class JobStore(Protocol):
 
     def latest_written(self, encounter_id: str, *, other_than: str) -> str | None:
         """The newest DocumentReference we wrote for an Encounter (for ``relatesTo``)."""
+        ...
+
+    def latest_written_draft(self, encounter_id: str, *, other_than: str) -> WrittenDraft | None:
+        """The newest draft we wrote for an Encounter, with its facts' fingerprint."""
         ...
 
     def drafted_versions(self, encounter_ids: Iterable[str]) -> dict[str, set[str]]:

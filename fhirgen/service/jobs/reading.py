@@ -20,6 +20,7 @@ from fhirgen.fhir.record import PatientRecord
 from fhirgen.fhir.values import parse_time
 from fhirgen.service.jobs.dependencies import Services
 from fhirgen.service.jobs.steps import GENERATE, READ, _failing_on_permanent, _timed
+from fhirgen.service.ports import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ def _facts_fingerprint(record: PatientRecord, encounter: dict[str, Any]) -> str 
         return None
 
 
-def _unchanged_since(store: Any, job_id: str, encounter_id: str, fingerprint: str | None) -> str:
+def _unchanged_since(
+    store: JobStore, job_id: str, encounter_id: str, fingerprint: str | None
+) -> str:
     """Why not to draft again: the last draft written for the Encounter has the same facts (an
     update that changed no fact: coding, billing, a new version of the same stay). The
     clinician already has that draft; another would only pile up beside it."""
