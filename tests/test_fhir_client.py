@@ -170,6 +170,15 @@ def test_server_errors_are_transient(status):
     assert "database unavailable" in str(caught.value)
 
 
+def test_a_stale_if_match_is_retried_after_reading_again():
+    """412: the resource changed since it was read (a clinician signed the draft meanwhile);
+    the write step's retry reads it again and decides anew."""
+    ehr = Recorder(lambda r: fhir(outcome("conflict", "version mismatch"), 412))
+    with ehr.client() as client, pytest.raises(TransientError) as caught:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": []})
+    assert "412" in str(caught.value)
+
+
 def test_503_keeps_its_retry_after():
     ehr = Recorder(lambda r: httpx.Response(503, headers={"Retry-After": "7"}))
     with ehr.client() as client, pytest.raises(TransientError) as caught:

@@ -206,6 +206,14 @@ def test_an_older_version_arriving_late_changes_nothing(ehr, system, subscriptio
         {"code": "replaces", "target": {"reference": f"DocumentReference/{replaced}"}}
     ]
     assert "(corrected)" in summary_text(latest)
+    # One current draft per stay: the first one, untouched, was superseded in the same write.
+    statuses = {d["id"]: d["status"] for d in documents}
+    assert statuses == {replaced: "superseded", latest["id"]: "current"}
+    plans = {p["id"]: p["status"] for p in newest["CarePlan"]}
+    assert plans[first["CarePlan"][0]["id"]] == "revoked"
+    assert sorted(plans.values()) == ["draft", "revoked"]
+    leaflets = sorted(d["status"] for d in newest["PatientInstructions"])
+    assert leaflets == ["current", "superseded"]
     # Now the EHR delivers the old version's notification late.
     response = system.notify(
         subscription, old_version, method="PUT", path=f"/Encounter/{encounter['id']}"
@@ -220,6 +228,54 @@ def test_an_older_version_arriving_late_changes_nothing(ehr, system, subscriptio
     late = system.store.events(subscription.id)[0]
     assert "already drafted" in (late.note or "")
     assert late.job_id in {j.id for j in jobs}
+
+
+def test_a_draft_the_clinician_signed_is_never_superseded(ehr, system, subscription):
+    """Signed in the EHR, then the stay changes: fhirgen writes nothing over or beside the
+    signed note and the job says why."""
+    stay = sample_stay("heart-failure")
+    ehr.put_all(admitted(stay))
+    encounter = discharged(stay)
+    ehr.put_all([encounter])
+    found = wait_until(lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the draft")
+    wait_until(
+        lambda: all(
+            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter["id"])
+        ),
+        what="its jobs to settle",
+    )
+    current = [d for d in found["DocumentReference"] if d["status"] == "current"]
+    assert len(current) == 1
+    signed = {
+        **current[0],
+        "docStatus": "final",
+        "authenticator": {"reference": "Practitioner/signer-1"},
+    }
+    ehr.put_all([signed])
+    before = {j.id for j in system.store.jobs(encounter_id=encounter["id"])}
+    changed = json.loads(json.dumps(encounter))
+    changed["hospitalization"]["dischargeDisposition"]["text"] = "Home with home health (changed)"
+    ehr.put_all([changed])
+    job = wait_until(
+        lambda: next(
+            (
+                j
+                for j in system.store.jobs(encounter_id=encounter["id"])
+                if j.id not in before and j.state in ("done", "skipped", "failed")
+            ),
+            None,
+        ),
+        timeout=90,
+        what="the changed stay's job",
+    )
+    assert job.state == "skipped"
+    assert job.reason.startswith("changed after review")
+    assert f"DocumentReference/{signed['id']} (signed" in job.reason
+    time.sleep(1)
+    after = drafts_in_ehr(ehr, encounter["id"])
+    assert len(after["DocumentReference"]) == len(found["DocumentReference"])
+    note = next(d for d in after["DocumentReference"] if d["id"] == signed["id"])
+    assert (note["status"], note["docStatus"]) == ("current", "final")
 
 
 def test_a_stay_that_is_not_inpatient_is_skipped(ehr, system, subscription):

@@ -316,7 +316,8 @@ def _raise_for(
     """Raise the error a failed status maps to (by status, never by message text)."""
     detail = _outcome_summary(outcome)
     message = f"{what} answered {status}" + (f": {detail}" if detail else "")
-    if status == 429 or status >= 500:
+    # 412: a conditional update (If-Match) found a newer version; read again and retry.
+    if status in (412, 429) or status >= 500:
         raise TransientError(message, retry_after=retry_after)
     if status in (404, 410):
         raise NotFoundError(message)

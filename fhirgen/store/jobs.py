@@ -28,8 +28,10 @@ FINAL_STATES = ("done", "skipped", "failed", "cancelled")
 _NEXT = {
     "received": {"reading", "skipped", "failed", "cancelled"},
     "reading": {"generating", "skipped", "failed", "cancelled", "reading"},
-    "generating": {"writing", "failed", "cancelled", "generating"},
-    "writing": {"done", "failed", "writing"},
+    # Back a step when the artifact it needs is gone (read again, draft again).
+    "generating": {"writing", "failed", "cancelled", "generating", "reading"},
+    # skipped: the stay's earlier draft was reviewed in the EHR meanwhile; nothing is written.
+    "writing": {"done", "failed", "writing", "skipped", "generating"},
     "failed": {"received"},  # retried from the console
     "done": set(),
     "skipped": set(),

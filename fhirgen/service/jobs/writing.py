@@ -17,6 +17,10 @@ from fhirgen.service.jobs.squatting import (
     _location,
 )
 from fhirgen.service.jobs.steps import GENERATE, WRITE, _failing_on_permanent, _timed
+from fhirgen.service.jobs.superseding import earlier_draft
+
+# The start of a skipped job's reason when the stay changed after a clinician reviewed its draft.
+CHANGED_AFTER_REVIEW = "changed after review"
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,14 @@ def write(services: Services, job_id: str) -> str | None:
         with services.client() as client:
             try:
                 ours = _check_claims(client, bundle)
-                response = client.transaction(bundle)
+                earlier = earlier_draft(client, store, job)
+                if earlier.reviewed and job.regeneration == 0:
+                    _leave_reviewed(services, job_id, earlier.reviewed)
+                    return None
+                # The earlier draft's untouched resources are retired in the same transaction
+                # (a reviewed one is left alone: a regeneration drafts beside it).
+                sent = {**bundle, "entry": [*bundle["entry"], *earlier.entries]}
+                response = client.transaction(sent)
                 _check_written(client, bundle, response, ours)
             except IdentifierConflict as exc:
                 _alert(job_id, exc)
@@ -57,6 +68,18 @@ def write(services: Services, job_id: str) -> str | None:
         store.drop_artifacts(job_id, ["record"])
     log.info("job %s done: %s", job_id, written.get("DocumentReference"))
     return None
+
+
+def _leave_reviewed(services: Services, job_id: str, reviewed: list[str]) -> None:
+    """A clinician has signed, edited or retracted the stay's earlier draft: nothing is
+    written over or beside it; the console shows the job as changed after review, and its
+    Regenerate drafts an update beside the reviewed note."""
+    reason = (
+        f"{CHANGED_AFTER_REVIEW}: the earlier draft was reviewed in the EHR "
+        f"({', '.join(reviewed)}); nothing written. Regenerate drafts an update beside it."
+    )
+    services.store.advance(job_id, ("writing",), "skipped", reason=reason[:2000])
+    log.info("job %s: %s", job_id, CHANGED_AFTER_REVIEW)
 
 
 def _locations(request: dict[str, Any], response: dict[str, Any]) -> dict[str, str]:
