@@ -17,7 +17,7 @@ prompt; one prompt that still does not fit raises ``TransientError``.
 Decoding is greedy by default, or sampling at ``temperature`` from a generator seeded with
 ``seed`` (Gumbel-max over the logits; no global RNG is touched). With ``constrained``
 (``FHIRGEN_MODEL_CONSTRAINED``, on by default in the settings) a logits processor
-(``constrained.py``), applied before the sampler, lets each row write only sentence objects
+(``constrained``), applied before the sampler, lets each row write only sentence objects
 ``{"text": "...", "cites": [...]}`` separated by ``", "``, closed by ``]}`` and then a stop
 token, each cited id one of the facts given in that row's prompt. ``"cites"`` may be empty, and
 that matters: a grammar that forced a citation would push a model that wrote an unsupported
