@@ -3,7 +3,7 @@ retry, regenerate and cancel actions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
