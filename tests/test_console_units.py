@@ -26,6 +26,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
+from fhirgen.cli.processes import free_port
 from fhirgen.config import load_settings
 from fhirgen.errors import ConfigError
 from fhirgen.service import console_actions, console_settings
@@ -591,9 +592,6 @@ def console(
     monkeypatch.setenv("FHIRGEN_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("FHIRGEN_REDIS_URL", module_redis)
     celery_app.cache_clear()
-    from webhooks.console.views import limiter
-
-    limiter._local.clear()
     console = Console(settings)
     yield console
     console.store.dispose()
@@ -656,6 +654,35 @@ def test_wrong_passwords_are_refused_audited_and_rate_limited(console: Console) 
         console.sign_in(client, "nobody", "guess guess guess").status_code for _ in range(10)
     ]
     assert statuses[-1] == 429 and statuses.count(429) == 1
+
+
+def test_the_sign_in_limit_is_shared_through_redis_and_kept_in_process_without_it(
+    console: Console, tmp_path: Path
+) -> None:
+    # another web process on the same Redis
+    other = Console(
+        load_settings(data_dir=tmp_path / "other", redis_url=console.settings.redis_url)
+    )
+    try:
+        statuses = [
+            console.sign_in(app.app.test_client(), "nobody", "guess guess guess").status_code
+            for app in [console, other] * 6
+        ]
+        assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+        page = console.sign_in(console.client(), "admin").text
+        assert "Too many sign-in attempts; wait a minute." in page
+    finally:
+        other.store.dispose()
+    settings = load_settings(
+        data_dir=tmp_path / "down", redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    down = Console(settings)  # Redis does not answer: counted in this process
+    try:
+        client = down.client()
+        statuses = [down.sign_in(client, "nobody", "x").status_code for _ in range(11)]
+        assert statuses == [401] * 10 + [429]
+    finally:
+        down.store.dispose()
 
 
 def test_next_never_leaves_the_console(console: Console) -> None:

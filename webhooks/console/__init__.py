@@ -2,7 +2,7 @@
 
 ``init_console(app, state)`` is all the app factory calls: it sets the session key and cookie
 flags, and registers Flask-Login, CSRF protection (for the console's forms only: the EHR's
-notifications carry no CSRF token) and the blueprint.
+notifications carry no CSRF token), the blueprint and the sign-in rate limit (Flask-Limiter).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["init_console"]
 
 def init_console(app: Flask, state: WebhookState) -> None:
     """Register the console on ``app``; ``state`` is the app's ``WebhookState``."""
-    from webhooks.console.auth import login_manager
+    from webhooks.console.auth import limit_sign_ins, login_manager
     from webhooks.console.sso import init_sso
     from webhooks.console.views import blueprint
 
@@ -56,6 +56,7 @@ def init_console(app: Flask, state: WebhookState) -> None:
     login_manager.init_app(app)
     init_sso(app, settings)
     app.register_blueprint(blueprint)
+    limit_sign_ins(app, settings)
     app.after_request(_console_headers)
 
 

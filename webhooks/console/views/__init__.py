@@ -21,6 +21,5 @@ from webhooks.console.views import (  # noqa: F401  (imported for the routes the
     users,
 )
 from webhooks.console.views.common import blueprint
-from webhooks.console.views.signin import limiter
 
-__all__ = ["blueprint", "limiter"]
+__all__ = ["blueprint"]

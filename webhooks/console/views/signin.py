@@ -8,15 +8,16 @@ import time
 from urllib.parse import urlsplit
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_user, logout_user
+from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as BaseResponse
 
 from fhirgen.service.users import UserError, authenticate, end_sessions
 from webhooks.console import sso
-from webhooks.console.auth import ConsoleUser, SignInLimiter, actor, client_address
+from webhooks.console.auth import ConsoleUser, actor, client_address
 from webhooks.console.views.common import _state, blueprint
-
-limiter = SignInLimiter()
+from webhooks.console.views.hooks import _bad_request
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -35,6 +36,17 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+@blueprint.errorhandler(RateLimitExceeded)
+def _too_many_sign_ins(_error: RateLimitExceeded) -> tuple[str, int]:
+    """Over the sign-in limit (``auth.limit_sign_ins``): the sign-in page again, with 429."""
+    try:
+        target = _safe_next(request.values.get("next"))
+    except BadRequest as bad:  # counted before the view read it: its 400 as the view gives it
+        return _bad_request(bad)
+    message = "Too many sign-in attempts; wait a minute."
+    return render_template("console/login.html", next=target, error=message), 429
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> BaseResponse | tuple[str, int] | str:
     target = _safe_next(request.values.get("next"))
@@ -43,9 +55,6 @@ def login() -> BaseResponse | tuple[str, int] | str:
             return redirect(target)
         return render_template("console/login.html", next=target)
     state = _state()
-    if not limiter.allow(state, client_address()):
-        message = "Too many sign-in attempts; wait a minute."
-        return render_template("console/login.html", next=target, error=message), 429
     name = request.form.get("username", "")[:120]
     password = request.form.get("password", "")
     user = authenticate(state.store, name, password, source=client_address())
