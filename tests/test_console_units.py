@@ -872,3 +872,18 @@ def test_idle_sessions_expire(console: Console) -> None:
     assert client.get("/console/").status_code == 200
     time.sleep(2.2)
     assert client.get("/console/").status_code == 302
+
+
+def test_a_registration_form_with_a_bad_value_is_refused_before_the_ehr_is_asked(
+    console: Console,
+) -> None:
+    client = console.client("admin")
+    token = console.token(client, "/console/subscriptions")
+    for field, value in (("heartbeat", "٣"), ("heartbeat", "-5"), ("content", "everything")):
+        data = {"csrf_token": token, "kind": "rest-hook", field: value}
+        response = client.post("/console/subscriptions/register", data=data)
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/console/subscriptions"
+        page = client.get("/console/subscriptions").text
+        assert f"Registration refused: {field}:" in page
+    assert console.store.audit_entries()[0].action == "sign-in"  # nothing registered

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from fhirgen.service.users import UserError, authenticate, end_sessions
 from webhooks.console import sso
 from webhooks.console.auth import ConsoleUser, actor, client_address
+from webhooks.console.forms import LoginForm
 from webhooks.console.views.common import _state, blueprint
 from webhooks.console.views.hooks import _bad_request
 
@@ -55,9 +56,11 @@ def login() -> BaseResponse | tuple[str, int] | str:
             return redirect(target)
         return render_template("console/login.html", next=target)
     state = _state()
-    name = request.form.get("username", "")[:120]
-    password = request.form.get("password", "")
-    user = authenticate(state.store, name, password, source=client_address())
+    form = LoginForm()
+    name = (form.username.data or "")[:120]
+    user = None
+    if form.validate_on_submit():  # a form without both fields is refused like a wrong one
+        user = authenticate(state.store, name, form.password.data, source=client_address())
     if user is None:
         shown = name.strip().lower() if re.fullmatch(r"[\w.@-]{1,120}", name.strip()) else "?"
         state.store.audit(shown, "sign-in-refused", detail=f"from {client_address()}")

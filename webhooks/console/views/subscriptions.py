@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -13,6 +13,7 @@ from fhirgen.errors import BrokerUnavailable
 from fhirgen.service import console_actions
 from fhirgen.store import console as queries
 from webhooks.console.auth import actor, admin_required
+from webhooks.console.forms import RegisterSubscriptionForm
 from webhooks.console.views.common import _state, blueprint
 
 
@@ -61,24 +62,21 @@ def register_subscription() -> BaseResponse:
     if not settings.ehr_base_url:
         flash("FHIRGEN_EHR_BASE_URL is not set: there is no EHR to register with.", "error")
         return redirect(url_for("console.subscriptions"))
-    form = request.form
-    kind = form.get("kind", "rest-hook")
-    content = form.get("content", "id-only")
-    if content not in ("empty", "id-only", "full-resource"):
-        content = "id-only"
-    heartbeat = form.get("heartbeat", "").strip()[:9]
-    heartbeat = heartbeat if heartbeat.isascii() else ""
+    form = RegisterSubscriptionForm()
+    if not form.validate_on_submit():
+        flash(f"Registration refused: {form.first_error()}.", "error")
+        return redirect(url_for("console.subscriptions"))
     options: dict[str, Any] = {
-        "content": content,
-        "heartbeat": int(heartbeat) if heartbeat.isdigit() and int(heartbeat) > 0 else None,
-        "use_hmac": form.get("hmac") == "on",
-        "payload": form.get("payload", "on") == "on",
+        "content": form.content.data,
+        "heartbeat": form.heartbeat.data or None,  # 0 or blank: no heartbeat
+        "use_hmac": form.hmac.data,
+        "payload": form.payload.data,
     }
     auth = auth_from_settings(settings)
     try:
         with FhirClient(settings.ehr_base_url, auth=auth, timeout=settings.ehr_timeout) as client:
-            if kind == "topic":
-                topic: str | None = (form.get("topic") or "").strip() or "auto"
+            if form.kind.data == "topic":
+                topic: str | None = form.topic.data or "auto"
                 if topic == "auto":
                     topic = pick_discharge_topic(discover_topics(client))
                     if topic is None:
