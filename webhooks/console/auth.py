@@ -7,7 +7,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, Response, abort, current_app, request
 from flask_limiter import Limiter
@@ -16,6 +16,9 @@ from flask_login import LoginManager, UserMixin, current_user
 from fhirgen.errors import ConfigError
 from fhirgen.service.broker import redis_url
 from fhirgen.service.users import User, get_user
+
+if TYPE_CHECKING:
+    from webhooks.app import WebhookState
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
