@@ -47,6 +47,33 @@ def _one_of_each(ehr, encounter_id):
     return found if found["DocumentReference"] and found["Provenance"] else None
 
 
+def _settled_jobs(system, encounter_id):
+    """The ids of the stay's jobs, once none is in progress."""
+    wait_until(
+        lambda: all(
+            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter_id)
+        ),
+        what="the stay's jobs to settle",
+    )
+    return {j.id for j in system.store.jobs(encounter_id=encounter_id)}
+
+
+def _next_job(system, encounter_id, before):
+    """The stay's first job not in ``before``, once it has finished."""
+    return wait_until(
+        lambda: next(
+            (
+                j
+                for j in system.store.jobs(encounter_id=encounter_id)
+                if j.id not in before and j.state in ("done", "skipped", "failed")
+            ),
+            None,
+        ),
+        timeout=90,
+        what="the stay's next job",
+    )
+
+
 def test_discharge_drafts_exactly_one_of_each(ehr, system, subscription):
     stay = sample_stay("heart-failure")
     ehr.put_all(admitted(stay))
@@ -143,27 +170,10 @@ def test_a_new_version_with_unchanged_facts_writes_nothing(ehr, system, subscrip
     encounter = discharged(stay)
     ehr.put_all([encounter])
     wait_until(lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the draft")
-    wait_until(
-        lambda: all(
-            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter["id"])
-        ),
-        what="its jobs to settle",
-    )
-    before = {j.id for j in system.store.jobs(encounter_id=encounter["id"])}
+    before = _settled_jobs(system, encounter["id"])
     billed = {**encounter, "account": [{"reference": "Account/billing-7"}]}
     ehr.put_all([billed])  # a new version, still finished
-    job = wait_until(
-        lambda: next(
-            (
-                j
-                for j in system.store.jobs(encounter_id=encounter["id"])
-                if j.id not in before and j.state in ("done", "skipped", "failed")
-            ),
-            None,
-        ),
-        timeout=90,
-        what="the new version's job",
-    )
+    job = _next_job(system, encounter["id"], before)
     assert job.state == "skipped"
     assert "facts are unchanged since the draft written by job" in job.reason
     time.sleep(1)
@@ -238,12 +248,7 @@ def test_a_draft_the_clinician_signed_is_never_superseded(ehr, system, subscript
     encounter = discharged(stay)
     ehr.put_all([encounter])
     found = wait_until(lambda: _one_of_each(ehr, encounter["id"]), timeout=90, what="the draft")
-    wait_until(
-        lambda: all(
-            j.state in ("done", "skipped") for j in system.store.jobs(encounter_id=encounter["id"])
-        ),
-        what="its jobs to settle",
-    )
+    _settled_jobs(system, encounter["id"])
     current = [d for d in found["DocumentReference"] if d["status"] == "current"]
     assert len(current) == 1
     signed = {
@@ -256,18 +261,7 @@ def test_a_draft_the_clinician_signed_is_never_superseded(ehr, system, subscript
     changed = json.loads(json.dumps(encounter))
     changed["hospitalization"]["dischargeDisposition"]["text"] = "Home with home health (changed)"
     ehr.put_all([changed])
-    job = wait_until(
-        lambda: next(
-            (
-                j
-                for j in system.store.jobs(encounter_id=encounter["id"])
-                if j.id not in before and j.state in ("done", "skipped", "failed")
-            ),
-            None,
-        ),
-        timeout=90,
-        what="the changed stay's job",
-    )
+    job = _next_job(system, encounter["id"], before)
     assert job.state == "skipped"
     assert job.reason.startswith("changed after review")
     assert f"DocumentReference/{signed['id']} (signed" in job.reason

@@ -165,8 +165,8 @@ def test_a_job_walks_the_happy_path_to_done(store):
         ((), "done"),  # received cannot skip the work
         ((), "writing"),
         (("reading",), "done"),
-        (("reading", "generating"), "reading"),  # no going back
-        (("reading", "generating", "writing"), "skipped"),
+        (("reading", "generating"), "received"),  # back only to re-read a missing record
+        (("reading", "generating", "writing"), "reading"),
         (("reading", "generating", "writing", "done"), "received"),  # done is final
         (("skipped",), "received"),
         (("failed",), "done"),

@@ -78,18 +78,8 @@ class DraftsMixin(Database):
 
     def latest_written(self, encounter_id: str, *, other_than: str) -> str | None:
         """The newest DocumentReference we wrote for an Encounter (for ``relatesTo.replaces``)."""
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(Draft.document_reference)
-                .where(
-                    Draft.encounter_id == encounter_id,
-                    Draft.document_reference.is_not(None),
-                    Draft.job_id != other_than,
-                )
-                .order_by(Draft.created_at.desc())
-                .limit(1)
-            ).first()
-        return row.document_reference if row else None
+        written = self.latest_written_draft(encounter_id, other_than=other_than)
+        return written.document_reference if written else None
 
     def latest_written_draft(self, encounter_id: str, *, other_than: str) -> WrittenDraft | None:
         """The newest draft we wrote for an Encounter: its job, DocumentReference and facts'
