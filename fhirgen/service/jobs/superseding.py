@@ -12,10 +12,9 @@ from typing import Any
 
 import orjson
 
+from fhirgen.drafting.render import claims
 from fhirgen.errors import PermanentError
-from fhirgen.fhir.client import NotFoundError
 from fhirgen.fhir.protocol import FhirStore
-from fhirgen.fhir.record import reference_key
 from fhirgen.service.ports import JobStore
 
 # What fhirgen sets when it supersedes; anything else in these fields is a person's doing.
@@ -34,36 +33,44 @@ class Supersession:
 
 
 def earlier_draft(client: FhirStore, store: JobStore, job: Any) -> Supersession:
-    """Read the earlier draft of the job's stay (its Provenance's targets) and work out what
-    retiring it takes. Nothing to do when there is none or its Provenance is gone."""
+    """Read the earlier draft of the job's stay (one batch: the resources holding the
+    identifiers its Bundle claimed) and work out what retiring it takes."""
     written = store.latest_written_draft(job.encounter_id, other_than=job.id)
-    previous = store.job(written.job_id) if written else None
-    if previous is None or not previous.provenance:
+    if written is None:
         return Supersession()
-    rtype, _, rid = previous.provenance.partition("/")
-    try:
-        provenance = client.read(rtype, rid)
-    except NotFoundError:
-        return Supersession()
-    payload = store.artifact(previous.id, "bundle")
-    sent = _by_identifier(orjson.loads(payload)) if payload else {}
+    payload = store.artifact(written.job_id, "bundle")
+    if payload is None:  # what was written cannot be compared: the summary counts as edited
+        (summary,) = client.batch([written.document_reference])
+        return _decide([(None, resource) for resource in summary])
+    bundle = orjson.loads(payload)
+    sent = [
+        (claim, entry["resource"])
+        for entry in bundle.get("entry") or []
+        for claim in claims({"entry": [entry]})
+        if claim.resource_type in _RETIRED
+    ]
+    found = client.batch([claim.search for claim, _ in sent])
+    return _decide(
+        [
+            (resource_sent, held)
+            for (_, resource_sent), holders in zip(sent, found, strict=True)
+            for held in holders
+        ]
+    )
+
+
+def _decide(pairs: list[tuple[Mapping[str, Any] | None, Mapping[str, Any]]]) -> Supersession:
+    """(what we sent, what the EHR holds) → entries that retire the untouched, and the
+    reviewed ones."""
     result = Supersession()
-    for target in provenance.get("target") or []:
-        key = reference_key(target)
-        kind, _, tid = (key or "").partition("/")
-        if kind not in _RETIRED:
-            continue
-        try:
-            resource = client.read(kind, tid)
-        except NotFoundError:
-            continue  # deleted in the EHR: nothing left to retire
-        why = reviewed_because(resource, sent.get(_identifier(resource)))
+    for sent, held in pairs:
+        why = reviewed_because(held, sent)
         if why == "retired":
             continue  # a replay: retired by the transaction that wrote this job's draft
         if why:
-            result.reviewed.append(f"{kind}/{tid} ({why})")
+            result.reviewed.append(f"{held.get('resourceType')}/{held.get('id')} ({why})")
         else:
-            result.entries.append(_retire(resource))
+            result.entries.append(_retire(held))
     return result
 
 
@@ -98,14 +105,12 @@ def _readable(resource: Mapping[str, Any]) -> list[Any]:
     """What a clinician reads and edits: a document's attachments, a plan's description and
     activities (not what an EHR may add or drop on its own: sizes, hashes, narrative)."""
     if resource.get("resourceType") == "DocumentReference":
-        return [
-            (
-                (c.get("attachment") or {}).get("contentType"),
-                (c.get("attachment") or {}).get("data"),
-            )
+        attachments = [
+            c.get("attachment") or {}
             for c in resource.get("content") or []
             if isinstance(c, Mapping)
         ]
+        return [(a.get("contentType"), a.get("data")) for a in attachments]
     return [
         resource.get("title"),
         resource.get("description"),
@@ -130,20 +135,3 @@ def _retire(resource: Mapping[str, Any]) -> dict[str, Any]:
             "ifMatch": f'W/"{version}"',
         },
     }
-
-
-def _by_identifier(bundle: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    found = {}
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") or {}
-        token = _identifier(resource)
-        if token:
-            found[token] = resource
-    return found
-
-
-def _identifier(resource: Mapping[str, Any]) -> str:
-    for identifier in resource.get("identifier") or []:
-        if isinstance(identifier, Mapping) and identifier.get("value"):
-            return f"{identifier.get('system')}|{identifier['value']}"
-    return ""
